@@ -1,0 +1,136 @@
+//! `hdo`: run hybrid decentralized optimization experiments.
+
+mod args;
+mod progress;
+
+use anyhow::Context;
+use args::{Cli, Command, RunArgs};
+use clap::Parser;
+use hdo_core::{Experiment, sweep};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HDO_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Quote a string as a TOML value for an override.
+fn toml_escape(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read config file {}", args.config.display()))?;
+    let stem =
+        args.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut overrides = vec![format!("name={}", toml_escape(&stem))];
+    if text.lines().any(|l| l.trim_start().starts_with("name")) {
+        overrides.clear();
+    }
+    if let Some(seed) = args.seed {
+        overrides.push(format!("seed={seed}"));
+        overrides.push(format!("seeds=[{seed}]"));
+    }
+    if let Some(steps) = args.steps {
+        overrides.push(format!("steps={steps}"));
+    }
+    if let Some(dir) = &args.data_dir {
+        overrides.push(format!("data.dir={}", toml_escape(&dir.to_string_lossy())));
+    }
+    if args.download {
+        overrides.push("data.download=true".into());
+    }
+    if let Some(device) = args.device {
+        overrides.push(format!("device=\"{}\"", device.name()));
+    }
+    overrides.extend(args.set.iter().cloned());
+    let runs = sweep::expand(&text, &overrides)
+        .with_context(|| format!("in {}", args.config.display()))?;
+    let name = runs.first().map(|r| r.config.name.clone()).unwrap_or_default();
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let mut results = Vec::new();
+    for (i, spec) in runs.iter().enumerate() {
+        let config = &spec.config;
+        let dir = if spec.dir.as_os_str().is_empty() { out.clone() } else { out.join(&spec.dir) };
+        let mut experiment =
+            Experiment::new(config.clone()).context("setting up the experiment")?;
+        let label = if runs.len() > 1 {
+            format!("[{}/{}] {} seed {} | ", i + 1, runs.len(), spec.label, spec.seed)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "hdo: {label}{} FO + {} ZO nodes | {} ({} parameters) | {} | {} rounds | {} train / {} validation examples | {}",
+            config.population.fo,
+            config.population.zo,
+            config.model.name(),
+            experiment.population.layout.dim,
+            config.protocol.build().name(),
+            config.steps,
+            experiment.data.train.len(),
+            experiment.data.validation.len(),
+            dir.display()
+        );
+        let mut bar = progress::Progress::new(config.steps, args.quiet);
+        let records = experiment
+            .run(&dir, &mut |event| bar.handle(event))
+            .with_context(|| format!("training {}", dir.display()))?;
+        bar.finish();
+        if let Some(last) = records.last() {
+            println!(
+                "{label}round {}: mean val loss {:.4}, mean val acc {:.2}%, mean-model val loss {:.4} acc {:.2}%, consensus {:.3e}, {:.1}s",
+                last.round,
+                last.mean_val_loss,
+                100.0 * last.mean_val_acc,
+                last.mean_model_val_loss,
+                100.0 * last.mean_model_val_acc,
+                last.consensus,
+                last.elapsed_s
+            );
+        }
+        println!(
+            "wrote {0}/metrics.jsonl, {0}/metrics.csv, {0}/metrics.png, {0}/config.toml",
+            dir.display()
+        );
+        results.push((spec.clone(), records));
+    }
+    if runs.len() > 1 {
+        sweep::write_summary(&out, &name, &results)?;
+        println!("wrote {0}/summary.csv, {0}/comparison.png", out.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_escape(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

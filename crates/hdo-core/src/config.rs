@@ -1,0 +1,428 @@
+//! Experiment configuration: plain serde structs, TOML files, `--set a.b=v` overrides.
+//!
+//! Every section rejects unknown keys, and errors name the key by its dotted path. Values with a
+//! population-dependent default (`estimator`, `momentum_style`) are `None` until [`resolve`]d; the
+//! resolved config is what a run writes to `OUT/config.toml`.
+
+use crate::error::Error;
+use crate::estimator::EstimatorKind;
+use hdo_gossip::ProtocolConfig;
+use hdo_models::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the run (used for the default output directory).
+    pub name: String,
+    /// Seed of everything random: initial model, data split and order, directions, gossip pairs.
+    pub seed: u64,
+    /// Rounds to run.
+    pub steps: u64,
+    /// Evaluate (and write a metrics row) every this many rounds, and after the last.
+    pub eval_every: u64,
+    /// Rounds at the start during which nodes train without communicating (the HDO authors'
+    /// `warmup_steps`).
+    pub local_rounds: u64,
+    /// Stop with an error when a node's training loss exceeds this (or is not finite).
+    pub max_loss: f64,
+    /// How many nodes of each kind.
+    pub population: PopulationConfig,
+    /// First-order nodes' hyper-parameters.
+    pub fo: GroupConfig,
+    /// Zeroth-order nodes' hyper-parameters.
+    pub zo: GroupConfig,
+    /// Gossip protocol.
+    pub protocol: ProtocolConfig,
+    /// Model architecture.
+    pub model: ModelConfig,
+    /// Data set and evaluation.
+    pub data: DataConfig,
+    /// Where tensors live: `"cpu"` (burn-flex) or `"wgpu"` (a GPU through wgpu).
+    pub device: DeviceChoice,
+    /// Sweep: one run per variant (each applies its overrides to this config). Empty = one run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variant: Vec<Variant>,
+    /// Sweep: repeat every run with each of these seeds. Empty = just `seed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
+}
+
+/// `[[variant]]`: a labelled set of overrides, e.g. `label = "24 FO"`,
+/// `set = ["population.fo=24", "population.zo=0"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Name shown in summaries and plots; also its output sub-directory (slugged).
+    pub label: String,
+    /// `key=value` overrides, as on the command line.
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            name: "experiment".into(),
+            seed: 0,
+            steps: 100,
+            eval_every: 10,
+            local_rounds: 0,
+            max_loss: 1e4,
+            population: PopulationConfig::default(),
+            fo: GroupConfig::default(),
+            zo: GroupConfig::default(),
+            protocol: ProtocolConfig::Matching {},
+            model: ModelConfig::Logistic {},
+            data: DataConfig::default(),
+            device: DeviceChoice::Cpu,
+            variant: Vec::new(),
+            seeds: Vec::new(),
+        }
+    }
+}
+
+/// `[population]`: how many first-order (`fo`) and zeroth-order (`zo`) nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopulationConfig {
+    /// First-order nodes.
+    pub fo: usize,
+    /// Zeroth-order nodes.
+    pub zo: usize,
+}
+
+impl Default for PopulationConfig {
+    fn default() -> Self {
+        PopulationConfig { fo: 1, zo: 1 }
+    }
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// `lr` throughout (after the optional linear warm-up).
+    Constant,
+    /// Linear warm-up over `warmup` steps, multiplied by cosine annealing to 0 over the run
+    /// (as the authors' LinearWarmup + CosineAnnealingLR).
+    WarmupCosine,
+}
+
+/// How momentum accumulates the estimate `G`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MomentumStyle {
+    /// PyTorch SGD: `v ← m·v + G` (the authors' FO nodes).
+    Sgd,
+    /// Exponential moving average: `v ← m·v + (1−m)·G` (the authors' ZO nodes, the paper's formula).
+    Ema,
+}
+
+/// `[fo]` / `[zo]`: one population's hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Momentum `m` in `[0, 1)`.
+    pub momentum: f64,
+    /// Momentum rule; default `sgd` for FO, `ema` for ZO.
+    pub momentum_style: Option<MomentumStyle>,
+    /// Gradient estimator; default `backprop` for FO, `forward_difference` for ZO.
+    pub estimator: Option<EstimatorKind>,
+    /// Random directions averaged per step (ZO).
+    pub rv: usize,
+    /// Smoothing radius ν of finite differences (ZO).
+    pub nu: f64,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up steps of the schedule.
+    pub warmup: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            lr: 0.01,
+            batch_size: 32,
+            momentum: 0.0,
+            momentum_style: None,
+            estimator: None,
+            rv: 8,
+            nu: 1e-4,
+            schedule: ScheduleKind::Constant,
+            warmup: 0,
+        }
+    }
+}
+
+/// Data sets hdo knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// MNIST digits.
+    Mnist,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Which data set.
+    pub dataset: DatasetKind,
+    /// Directory with the full data set's files; unset = the split bundled in the binary.
+    pub dir: Option<PathBuf>,
+    /// Download the files into `dir` first (checksums verified) if they are missing.
+    pub download: bool,
+    /// Validation images carved out of the bundled split (ignored with `dir`).
+    pub validation: usize,
+    /// Evaluate on at most this many validation examples (all when unset).
+    pub eval_limit: Option<usize>,
+    /// Examples per forward pass during evaluation.
+    pub eval_batch: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: DatasetKind::Mnist,
+            dir: None,
+            download: false,
+            validation: 2000,
+            eval_limit: None,
+            eval_batch: 1000,
+        }
+    }
+}
+
+/// Compute device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// burn-flex on the CPU (threads + SIMD).
+    #[default]
+    Cpu,
+    /// Burn's wgpu backend (Vulkan / Metal / DX12), the first adapter wgpu picks.
+    Wgpu,
+}
+
+/// Which population a node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// First-order: gradients by backpropagation.
+    Fo,
+    /// Zeroth-order: forward passes only.
+    Zo,
+}
+
+impl NodeKind {
+    /// `"fo"` or `"zo"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Fo => "fo",
+            NodeKind::Zo => "zo",
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parse a TOML document, apply `key=value` overrides (dotted paths), and validate.
+    pub fn from_toml(text: &str, overrides: &[String]) -> Result<Self, Error> {
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::Config { key: String::new(), problem: e.to_string() })?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let config: ExperimentConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                Error::Config { key: e.path().to_string(), problem: e.into_inner().to_string() }
+            })?;
+        config.resolve()
+    }
+
+    /// Fill population-dependent defaults and check every value.
+    pub fn resolve(mut self) -> Result<Self, Error> {
+        self.fo.estimator.get_or_insert(EstimatorKind::Backprop);
+        self.fo.momentum_style.get_or_insert(MomentumStyle::Sgd);
+        self.zo.estimator.get_or_insert(EstimatorKind::ForwardDifference);
+        self.zo.momentum_style.get_or_insert(MomentumStyle::Ema);
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The group config of a population.
+    pub fn group(&self, kind: NodeKind) -> &GroupConfig {
+        match kind {
+            NodeKind::Fo => &self.fo,
+            NodeKind::Zo => &self.zo,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &str, problem: String| Err(Error::Config { key: key.into(), problem });
+        if self.population.fo + self.population.zo == 0 {
+            return bad("population", "needs at least one node (fo + zo ≥ 1)".into());
+        }
+        if self.steps == 0 {
+            return bad("steps", "must be at least 1".into());
+        }
+        if self.eval_every == 0 {
+            return bad("eval_every", "must be at least 1".into());
+        }
+        if !(self.max_loss > 0.0) {
+            return bad("max_loss", format!("must be positive, got {}", self.max_loss));
+        }
+        for kind in [NodeKind::Fo, NodeKind::Zo] {
+            let g = self.group(kind);
+            let k = kind.name();
+            if !(g.lr.is_finite() && g.lr > 0.0) {
+                return bad(&format!("{k}.lr"), format!("must be a positive number, got {}", g.lr));
+            }
+            if g.batch_size == 0 {
+                return bad(&format!("{k}.batch_size"), "must be at least 1".into());
+            }
+            if !(0.0..1.0).contains(&g.momentum) {
+                return bad(
+                    &format!("{k}.momentum"),
+                    format!("must be in [0, 1), got {}", g.momentum),
+                );
+            }
+            if g.rv == 0 {
+                return bad(&format!("{k}.rv"), "must be at least 1".into());
+            }
+            if !(g.nu.is_finite() && g.nu > 0.0) {
+                return bad(&format!("{k}.nu"), format!("must be a positive number, got {}", g.nu));
+            }
+            if g.schedule == ScheduleKind::WarmupCosine && g.warmup >= self.steps {
+                return bad(
+                    &format!("{k}.warmup"),
+                    format!("{} must be below steps = {}", g.warmup, self.steps),
+                );
+            }
+            let est = g.estimator.unwrap_or(EstimatorKind::Backprop);
+            if kind == NodeKind::Fo && est.is_zeroth_order() {
+                return bad(
+                    "fo.estimator",
+                    format!("{} is a zeroth-order estimator; FO nodes use backprop", est.name()),
+                );
+            }
+            if kind == NodeKind::Zo && !est.is_zeroth_order() {
+                return bad(
+                    "zo.estimator",
+                    format!("{} needs a backward pass; ZO nodes are forward-only", est.name()),
+                );
+            }
+        }
+        if self.data.eval_batch == 0 {
+            return bad("data.eval_batch", "must be at least 1".into());
+        }
+        if self.data.eval_limit == Some(0) {
+            return bad("data.eval_limit", "must be at least 1 when set".into());
+        }
+        if self.data.download && self.data.dir.is_none() {
+            return bad("data.download", "needs data.dir (or --data-dir) to download into".into());
+        }
+        Ok(())
+    }
+
+    /// The resolved config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+    }
+}
+
+/// Apply one `a.b.c=value` override to a raw TOML table. The value is read as a TOML value
+/// (`0.1`, `true`, `"x"`, `[1, 2]`); anything that is not valid TOML is taken as a string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), Error> {
+    let (path, raw) = assignment.split_once('=').ok_or_else(|| Error::Config {
+        key: assignment.into(),
+        problem: "an override must look like key=value (e.g. fo.lr=0.05)".into(),
+    })?;
+    let path = path.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    let keys: Vec<&str> = path.split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(Error::Config { key: path.into(), problem: "empty key in dotted path".into() });
+    }
+    let mut cursor = table;
+    for (i, key) in keys[..keys.len() - 1].iter().enumerate() {
+        let entry =
+            cursor.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = entry.as_table_mut().ok_or_else(|| Error::Config {
+            key: keys[..=i].join("."),
+            problem: "is a value, not a section".into(),
+        })?;
+    }
+    cursor.insert(keys[keys.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_fail_with_their_path() {
+        for (text, sets, want) in [
+            ("[fo]\nlrr = 0.1", vec![], "fo"),
+            ("", vec!["zo.nuu=1".to_string()], "nuu"),
+            ("colour = 1", vec![], "colour"),
+            ("[protocol]\nkind = \"matching\"\nextra = 2", vec![], "extra"),
+            ("[model]\nkind = \"cnn\"\nchanels = [1,2,3]", vec![], "chanels"),
+        ] {
+            let e = ExperimentConfig::from_toml(text, &sets).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} should name {want}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (set, key) in [
+            ("fo.lr=-1", "fo.lr"),
+            ("zo.nu=0", "zo.nu"),
+            ("fo.momentum=1.0", "fo.momentum"),
+            ("zo.batch_size=0", "zo.batch_size"),
+            ("steps=0", "steps"),
+            ("fo.estimator=\"forward_difference\"", "fo.estimator"),
+            ("zo.estimator=\"backprop\"", "zo.estimator"),
+            ("zo.schedule=\"linear\"", "zo.schedule"),
+            ("fo.lr=\"fast\"", "fo.lr"),
+            ("device=\"tpu\"", "device"),
+        ] {
+            let e = ExperimentConfig::from_toml("", &[set.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
+    }
+
+    #[test]
+    fn overrides_reach_any_key_and_defaults_resolve() {
+        let c = ExperimentConfig::from_toml(
+            "[population]\nfo = 2\n",
+            &[
+                "population.zo=3".into(),
+                "zo.rv=64".into(),
+                "data.dir=/tmp/mnist".into(),
+                "protocol.kind=\"all_reduce\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.population.fo, c.population.zo, c.zo.rv), (2, 3, 64));
+        assert_eq!(c.data.dir, Some(PathBuf::from("/tmp/mnist")));
+        assert_eq!(c.protocol, ProtocolConfig::AllReduce {});
+        assert_eq!(c.fo.estimator, Some(EstimatorKind::Backprop));
+        assert_eq!(c.zo.momentum_style, Some(MomentumStyle::Ema));
+        // the resolved config round-trips through TOML
+        assert_eq!(ExperimentConfig::from_toml(&c.to_toml(), &[]).unwrap(), c);
+        assert!(apply_override(&mut toml::Table::new(), "nonsense").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Gradient estimators: what a node computes from its minibatch each local step.
+//!
+//! An [`Estimator`] looks at the node's model and batch and returns an [`Estimate`]: the loss at
+//! the current parameters and a [`Gradient`], either dense tensors (backprop) or a
+//! [`SeededGradient`] — coefficients of random directions that are regenerated from their
+//! [`NoiseStream`] coordinates whenever needed, never stored. Every zeroth-order estimator of the
+//! family (forward/central differences, sphere directions, de-biased, forward gradients, per-tensor
+//! projections) is a rule for those coefficients, so the optimizer, the batched executor and
+//! seed-plus-scalar communication never change when an estimator is added.
+//!
+//! Adding an estimator: one file here, one variant in [`EstimatorKind`] and its `build` arm.
+
+mod backprop;
+mod direction;
+mod forward_difference;
+
+pub use backprop::Backprop;
+pub use direction::perturbed;
+pub use forward_difference::ForwardDifference;
+
+use crate::config::GroupConfig;
+use crate::data::Batch;
+use crate::error::Error;
+use crate::noise::NoiseStream;
+use crate::params::{Layout, TensorInfo, upload};
+use burn::prelude::*;
+use hdo_models::Model;
+use serde::{Deserialize, Serialize};
+
+/// What an estimator sees.
+pub struct StepInput<'a> {
+    /// The node's current parameters (not modified: perturbations are made on copies).
+    pub model: &'a Model,
+    /// The node's minibatch.
+    pub batch: &'a Batch,
+    /// Layout of the model's tensors.
+    pub layout: &'a Layout,
+    /// This node's noise at this step.
+    pub noise: NoiseStream,
+}
+
+/// An estimator's result.
+pub struct Estimate {
+    /// The gradient estimate `G`.
+    pub gradient: Gradient,
+    /// Minibatch loss at the current parameters.
+    pub loss: f32,
+    /// Batch statistics of the unperturbed forward pass (for running statistics).
+    pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    /// Forward passes spent.
+    pub forward_passes: u64,
+    /// Backward passes spent.
+    pub backward_passes: u64,
+}
+
+/// A gradient estimate.
+pub enum Gradient {
+    /// One flat tensor per trainable tensor.
+    Dense(Vec<Tensor<1>>),
+    /// `G = Σ_k c_k·u_k` over regenerated directions.
+    Seeded(SeededGradient),
+}
+
+/// `G_b = Σ_k coefficients[k·blocks + b] · u_k` restricted to block `b`, where `u_k` is
+/// direction `k` of `noise` (a standard Gaussian over the whole trainable vector). `blocks` is 1
+/// when one coefficient scales a whole direction, or the number of trainable tensors for
+/// per-tensor estimators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeededGradient {
+    /// Where the directions come from.
+    pub noise: NoiseStream,
+    /// Number of directions.
+    pub directions: u32,
+    /// Coefficient blocks per direction.
+    pub blocks: usize,
+    /// `directions × blocks` coefficients.
+    pub coefficients: Vec<f32>,
+}
+
+impl Gradient {
+    /// The estimate restricted to trainable tensor `l` (described by `info`), on `device`.
+    pub fn tensor(&self, l: usize, info: &TensorInfo, device: &Device) -> Tensor<1> {
+        match self {
+            Gradient::Dense(ts) => ts[l].clone().to_device(device),
+            Gradient::Seeded(s) => upload(s.materialize(l, info), device),
+        }
+    }
+}
+
+impl SeededGradient {
+    /// Host values of the estimate on trainable tensor `l`.
+    pub fn materialize(&self, l: usize, info: &TensorInfo) -> Vec<f32> {
+        let block = if self.blocks == 1 { 0 } else { l };
+        let mut acc = vec![0f32; info.numel];
+        for k in 0..self.directions {
+            let c = self.coefficients[k as usize * self.blocks + block];
+            if c != 0.0 {
+                self.noise.add_gaussian(k, info.offset, c, &mut acc);
+            }
+        }
+        acc
+    }
+}
+
+/// The `estimator` key of `[fo]` / `[zo]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimatorKind {
+    /// Minibatch gradient by reverse-mode autodiff (FO nodes).
+    Backprop,
+    /// `[F(x+νu) − F(x)]/ν · u`, averaged over `rv` Gaussian directions (ZO nodes).
+    ForwardDifference,
+}
+
+impl EstimatorKind {
+    /// Whether it uses forward passes only.
+    pub fn is_zeroth_order(self) -> bool {
+        !matches!(self, EstimatorKind::Backprop)
+    }
+
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EstimatorKind::Backprop => "backprop",
+            EstimatorKind::ForwardDifference => "forward_difference",
+        }
+    }
+
+    /// Whether the estimator needs the model on an autodiff device.
+    pub fn needs_autodiff(self) -> bool {
+        matches!(self, EstimatorKind::Backprop)
+    }
+
+    /// The estimator with a population's hyper-parameters.
+    pub fn build(self, group: &GroupConfig) -> Box<dyn Estimator> {
+        match self {
+            EstimatorKind::Backprop => Box::new(Backprop),
+            EstimatorKind::ForwardDifference => {
+                Box::new(ForwardDifference { rv: group.rv as u32, nu: group.nu as f32 })
+            }
+        }
+    }
+}
+
+/// Computes a gradient estimate for one node's step.
+pub trait Estimator: Send + Sync {
+    /// Estimate the minibatch gradient at `input.model`.
+    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error>;
+}
+
+/// Mean softmax cross-entropy of `logits` `[batch, classes]` against integer `targets` `[batch]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: &Tensor<1, Int>) -> Tensor<1> {
+    let logp = burn::tensor::activation::log_softmax(logits, 1);
+    let picked: Tensor<2> = logp.gather(1, targets.clone().unsqueeze_dim(1));
+    picked.mean().neg()
+}
+
+/// A scalar tensor's value on the host.
+pub fn scalar(t: Tensor<1>) -> f32 {
+    t.into_scalar::<f32>()
+}

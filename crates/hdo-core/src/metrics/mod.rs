@@ -1,0 +1,9 @@
+//! What a run reports: one [`Record`] per evaluation, written as JSON lines, CSV and a plot.
+
+mod plot;
+mod record;
+mod writer;
+
+pub use plot::{plot, plot_comparison};
+pub use record::Record;
+pub use writer::{write_atomic, write_outputs};

@@ -1,0 +1,74 @@
+//! One row of metrics.
+
+use serde::Serialize;
+
+/// Everything measured at one evaluation. Population-specific fields are empty when that
+/// population has no node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Rounds completed.
+    pub round: u64,
+    /// Interactions so far divided by the number of nodes (the HDO analysis' clock; one round of a
+    /// synchronous protocol counts n/2 interactions).
+    pub parallel_time: f64,
+    /// Mean over nodes of each node's validation loss.
+    pub mean_val_loss: f64,
+    /// Mean over nodes of each node's validation accuracy.
+    pub mean_val_acc: f64,
+    /// Standard deviation over nodes of the validation loss.
+    pub std_val_loss: f64,
+    /// Validation loss of the mean model (every float tensor averaged over nodes).
+    pub mean_model_val_loss: f64,
+    /// Validation accuracy of the mean model.
+    pub mean_model_val_acc: f64,
+    /// Γ = (1/n) Σ‖x_i − μ‖² over trainable parameters.
+    pub consensus: f64,
+    /// Mean validation loss of FO nodes.
+    pub fo_val_loss: Option<f64>,
+    /// Mean validation accuracy of FO nodes.
+    pub fo_val_acc: Option<f64>,
+    /// Mean validation loss of ZO nodes.
+    pub zo_val_loss: Option<f64>,
+    /// Mean validation accuracy of ZO nodes.
+    pub zo_val_acc: Option<f64>,
+    /// Mean minibatch training loss of the steps since the previous record (none at round 0).
+    pub mean_train_loss: Option<f64>,
+    /// Forward passes so far (all nodes).
+    pub forward_passes: u64,
+    /// Backward passes so far (all nodes).
+    pub backward_passes: u64,
+    /// Bytes of parameters sent by gossip so far (f32 values, all nodes).
+    pub bytes_sent: u64,
+    /// Wall-clock seconds since the start of training (evaluation time included).
+    pub elapsed_s: f64,
+}
+
+impl Record {
+    /// CSV header, in field order.
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s";
+
+    /// The record as a CSV line (no newline); empty cells for absent values.
+    pub fn csv_row(&self) -> String {
+        let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            self.round,
+            self.parallel_time,
+            self.mean_val_loss,
+            self.mean_val_acc,
+            self.std_val_loss,
+            self.mean_model_val_loss,
+            self.mean_model_val_acc,
+            self.consensus,
+            o(self.fo_val_loss),
+            o(self.fo_val_acc),
+            o(self.zo_val_loss),
+            o(self.zo_val_acc),
+            o(self.mean_train_loss),
+            self.forward_passes,
+            self.backward_passes,
+            self.bytes_sent,
+            self.elapsed_s
+        )
+    }
+}

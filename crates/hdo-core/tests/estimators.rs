@@ -1,0 +1,184 @@
+//! Statistical checks of the estimators.
+
+mod common;
+
+use burn::prelude::*;
+use hdo_core::data::batch;
+use hdo_core::estimator::{
+    Backprop, Estimator, ForwardDifference, Gradient, SeededGradient, StepInput,
+};
+use hdo_core::noise::NoiseStream;
+use hdo_core::params::{self, Layout, TensorInfo};
+use hdo_datasets::mnist;
+use hdo_models::{DataShape, ModelConfig};
+
+fn dense(g: &Gradient, layout: &Layout, device: &Device) -> Vec<f32> {
+    let mut out = Vec::new();
+    for info in layout.trainable() {
+        let l = info.trainable.unwrap_or(0);
+        out.extend(params::download(g.tensor(l, info, device)));
+    }
+    out
+}
+
+/// F(x) = ½ Σ a_i x_i² + b·x has ∇F = a⊙x + b, and for a quadratic the Gaussian-smoothed
+/// gradient ∇F_ν equals ∇F. The forward-difference estimate, built exactly as the ZO nodes build
+/// it (regenerated directions, one coefficient per direction), must average to it.
+#[test]
+fn forward_difference_is_unbiased_for_grad_f_nu_on_a_quadratic() {
+    let d = 12usize;
+    let a: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 * 0.3).collect();
+    let b: Vec<f32> = (0..d).map(|i| (i as f32 - 5.0) * 0.2).collect();
+    let x: Vec<f32> = (0..d).map(|i| (i as f32 * 0.7).sin()).collect();
+    let f = |y: &[f32]| -> f64 {
+        (0..d).map(|i| 0.5 * a[i] as f64 * (y[i] as f64).powi(2) + b[i] as f64 * y[i] as f64).sum()
+    };
+    let grad: Vec<f64> = (0..d).map(|i| a[i] as f64 * x[i] as f64 + b[i] as f64).collect();
+    let info =
+        TensorInfo { path: "x".into(), shape: vec![d], numel: d, trainable: Some(0), offset: 0 };
+    let nu = 0.05f32;
+    let draws = 20_000u64;
+    let (mut sum, mut sq) = (vec![0f64; d], vec![0f64; d]);
+    for s in 0..draws {
+        let noise = NoiseStream::new(11, 0, s);
+        let mut u = vec![0f32; d];
+        noise.fill_gaussian(0, 0, &mut u);
+        let moved: Vec<f32> = x.iter().zip(&u).map(|(xi, ui)| xi + nu * ui).collect();
+        let c = ((f(&moved) - f(&x)) / nu as f64) as f32;
+        let g = SeededGradient { noise, directions: 1, blocks: 1, coefficients: vec![c] }
+            .materialize(0, &info);
+        for i in 0..d {
+            sum[i] += g[i] as f64;
+            sq[i] += (g[i] as f64).powi(2);
+        }
+    }
+    for i in 0..d {
+        let mean = sum[i] / draws as f64;
+        let se = ((sq[i] / draws as f64 - mean * mean) / draws as f64).sqrt();
+        assert!(
+            (mean - grad[i]).abs() < 3.0 * se,
+            "coordinate {i}: mean {mean} vs ∇F {} (se {se})",
+            grad[i]
+        );
+    }
+}
+
+fn logistic_setup(device: &Device) -> (hdo_models::Model, Layout, hdo_core::data::Batch) {
+    let split = mnist::bundled(2000).expect("bundled data");
+    let shape = DataShape { image: split.train.shape, classes: 10 };
+    let model = ModelConfig::Logistic {}.init(shape, device);
+    let layout = Layout::of(&model);
+    let model = hdo_core::init::initialize(model, &layout, 5);
+    let b = batch(&split.train, &(0..8).collect::<Vec<_>>(), device);
+    (model, layout, b)
+}
+
+/// Backprop on logistic regression equals the analytic gradient
+/// ∇W = Xᵀ(softmax(XW + b) − Y)/B, ∇b = mean(softmax(XW + b) − Y).
+#[test]
+fn backprop_matches_the_analytic_logistic_gradient() {
+    let plain = Device::flex();
+    let (model, layout, b) = logistic_setup(&plain);
+    let ad_model = burn::module::Module::train(model.clone());
+    let ad_batch = batch(
+        &mnist::bundled(2000).unwrap().train,
+        &(0..8).collect::<Vec<_>>(),
+        &plain.clone().autodiff(),
+    );
+    let est = Backprop
+        .estimate(StepInput {
+            model: &ad_model,
+            batch: &ad_batch,
+            layout: &layout,
+            noise: NoiseStream::new(0, 0, 0),
+        })
+        .unwrap();
+    let got = dense(&est.gradient, &layout, &plain);
+    // analytic, on the host
+    let ps = params::collect(&model).into_iter().map(params::download).collect::<Vec<_>>();
+    let (w, bias) = (&ps[0], &ps[1]); // weight [784, 10], bias [10]
+    let hdo_models::Input::Images(x) = b.input.clone();
+    let x = params::download(x.reshape([8 * 784]));
+    let y: Vec<i64> = b.targets.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
+    let (mut gw, mut gb) = (vec![0f64; 7840], vec![0f64; 10]);
+    for n in 0..8 {
+        let logits: Vec<f64> = (0..10)
+            .map(|c| {
+                bias[c] as f64
+                    + (0..784).map(|i| x[n * 784 + i] as f64 * w[i * 10 + c] as f64).sum::<f64>()
+            })
+            .collect();
+        let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+        for c in 0..10 {
+            let r = ((logits[c] - m).exp() / z - if y[n] as usize == c { 1.0 } else { 0.0 }) / 8.0;
+            gb[c] += r;
+            for i in 0..784 {
+                gw[i * 10 + c] += x[n * 784 + i] as f64 * r;
+            }
+        }
+    }
+    let want: Vec<f64> = gw.into_iter().chain(gb).collect();
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((*g as f64 - w).abs() < 1e-5 + 1e-4 * w.abs(), "entry {i}: {g} vs {w}");
+    }
+    assert_eq!((est.forward_passes, est.backward_passes), (1, 1));
+}
+
+/// The forward-only estimator, run through the real model path (perturbed copies, regenerated
+/// directions), averages to the backprop gradient on the same batch up to O(ν) smoothing bias.
+#[test]
+fn forward_difference_on_the_model_averages_to_the_backprop_gradient() {
+    let plain = Device::flex();
+    let (model, layout, b) = logistic_setup(&plain);
+    let ad_model = burn::module::Module::train(model.clone());
+    let ad_batch = batch(
+        &mnist::bundled(2000).unwrap().train,
+        &(0..8).collect::<Vec<_>>(),
+        &plain.clone().autodiff(),
+    );
+    let truth = dense(
+        &Backprop
+            .estimate(StepInput {
+                model: &ad_model,
+                batch: &ad_batch,
+                layout: &layout,
+                noise: NoiseStream::new(0, 0, 0),
+            })
+            .unwrap()
+            .gradient,
+        &layout,
+        &plain,
+    );
+    let est = ForwardDifference { rv: 1, nu: 1e-3 };
+    let draws = 3000u64;
+    let mut sum = vec![0f64; truth.len()];
+    let mut sq = vec![0f64; truth.len()];
+    for s in 0..draws {
+        let e = est
+            .estimate(StepInput {
+                model: &model,
+                batch: &b,
+                layout: &layout,
+                noise: NoiseStream::new(3, 1, s),
+            })
+            .unwrap();
+        assert_eq!((e.forward_passes, e.backward_passes), (2, 0));
+        for (i, g) in dense(&e.gradient, &layout, &plain).into_iter().enumerate() {
+            sum[i] += g as f64;
+            sq[i] += (g as f64).powi(2);
+        }
+    }
+    // ‖mean − ∇F‖² must be what the estimator's variance predicts: Σ_i Var_i / N (ratio ≈ 1).
+    let n = draws as f64;
+    let err: f64 = (0..truth.len()).map(|i| (sum[i] / n - truth[i] as f64).powi(2)).sum();
+    let expected: f64 = (0..truth.len()).map(|i| (sq[i] / n - (sum[i] / n).powi(2)) / n).sum();
+    assert!(err / expected < 1.3 && err / expected > 0.7, "error {err} vs expected {expected}");
+    // and the average points along the gradient
+    let dot: f64 = (0..truth.len()).map(|i| sum[i] / n * truth[i] as f64).sum();
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let cos =
+        dot / (norm(&mut sum.iter().map(|s| s / n)) * norm(&mut truth.iter().map(|&t| t as f64)));
+    assert!(cos > 0.5, "cosine {cos}");
+}

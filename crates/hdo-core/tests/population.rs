@@ -1,0 +1,77 @@
+//! Gossip on real replicas: averaging preserves the mean, never increases Γ, and covers BN stats.
+
+mod common;
+
+use hdo_core::Experiment;
+use hdo_core::params;
+use hdo_gossip::ProtocolConfig;
+
+fn flat_mean(exp: &Experiment) -> Vec<f32> {
+    let all: Vec<usize> = (0..exp.population.len()).collect();
+    exp.population.mean_of(&all).into_iter().flat_map(params::download).collect()
+}
+
+#[test]
+fn averaging_preserves_the_mean_and_does_not_increase_consensus() {
+    // Independent training spreads the nodes apart; then matchings and an all-reduce pull them in.
+    let mut exp = Experiment::new(common::tiny(
+        3,
+        3,
+        &[
+            "protocol.kind=\"none\"",
+            "model.kind=\"cnn\"",
+            "model.hidden=[16]",
+            "model.channels=[2,2,2]",
+        ],
+    ))
+    .unwrap();
+    let train = exp.data.train.clone();
+    for _ in 0..2 {
+        exp.population.step(&(0..6).collect::<Vec<_>>(), &train, 1).unwrap();
+    }
+    let mut gamma = exp.population.consensus();
+    assert!(gamma > 0.0);
+    let mean0 = flat_mean(&exp);
+    for round in 0..5 {
+        let s = ProtocolConfig::Matching {}.build().plan(round, 6, 9);
+        exp.population.average(&s.phases[0].groups);
+        let g = exp.population.consensus();
+        assert!(g <= gamma * (1.0 + 1e-5), "Γ grew from {gamma} to {g}");
+        gamma = g;
+        for (a, b) in flat_mean(&exp).iter().zip(&mean0) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "mean moved: {a} vs {b}");
+        }
+    }
+    exp.population.average(&[(0..6).collect()]);
+    assert!(exp.population.consensus() < 1e-9);
+    // running statistics were averaged too: every node holds the same running_mean values
+    let running: Vec<usize> = exp
+        .population
+        .layout
+        .tensors
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.path.ends_with("running_mean"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!running.is_empty());
+    let first = params::collect(&exp.population.nodes[0].model);
+    for node in &exp.population.nodes[1..] {
+        let other = params::collect(&node.model);
+        for &i in &running {
+            assert_eq!(params::download(first[i].clone()), params::download(other[i].clone()));
+        }
+    }
+}
+
+#[test]
+fn fo_replicas_stay_trainable_after_averaging_with_zo_replicas() {
+    let mut exp = Experiment::new(common::tiny(1, 1, &[])).unwrap();
+    let train = exp.data.train.clone();
+    exp.population.average(&[vec![0, 1]]);
+    // the FO node can still take a backprop step, and its loss is finite
+    let reports = exp.population.step(&[0, 1], &train, 0).unwrap();
+    assert!(reports.iter().all(|(_, r)| r.loss.is_finite()));
+    assert_eq!(reports[0].1.backward_passes, 1);
+    assert_eq!(reports[1].1.backward_passes, 0);
+}

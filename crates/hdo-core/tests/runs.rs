@@ -1,0 +1,85 @@
+//! Whole runs: determinism, outputs, learning, divergence handling.
+
+mod common;
+
+use hdo_core::{Error, Experiment};
+
+fn strip_time(mut r: Vec<hdo_core::metrics::Record>) -> Vec<hdo_core::metrics::Record> {
+    r.iter_mut().for_each(|x| x.elapsed_s = 0.0);
+    r
+}
+
+#[test]
+fn same_config_and_seed_give_identical_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |sub: &str, seed: u64| {
+        let cfg = common::tiny(
+            2,
+            2,
+            &[
+                &format!("seed={seed}"),
+                "model.kind=\"cnn\"",
+                "model.channels=[2,2,2]",
+                "model.hidden=[8]",
+            ],
+        );
+        strip_time(Experiment::new(cfg).unwrap().run(&dir.path().join(sub), &mut |_| {}).unwrap())
+    };
+    let a = run("a", 4);
+    let b = run("b", 4);
+    assert_eq!(a, b);
+    assert_ne!(a, run("c", 5));
+}
+
+#[test]
+fn a_run_writes_every_output_and_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny(2, 2, &["steps=40", "eval_every=20", "fo.lr=0.05", "zo.lr=0.005"]);
+    let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(records.iter().map(|r| r.round).collect::<Vec<_>>(), vec![0, 20, 40]);
+    let (first, last) = (&records[0], &records[2]);
+    assert!(
+        last.mean_val_loss < first.mean_val_loss - 0.3,
+        "{} → {}",
+        first.mean_val_loss,
+        last.mean_val_loss
+    );
+    assert!(last.mean_val_acc > 0.6, "accuracy {}", last.mean_val_acc);
+    // counters: 2 FO × 40 steps = 80 backward passes; ZO nodes 5 forward passes per step
+    assert_eq!(last.backward_passes, 80);
+    assert_eq!(last.forward_passes, 80 + 2 * 40 * 5);
+    // 2 pairs per round × 2 vectors × 7850 floats × 4 bytes
+    assert_eq!(last.bytes_sent, 40 * 2 * 2 * 7850 * 4);
+    assert_eq!(last.parallel_time, 40.0 * 2.0 / 4.0);
+    assert!(last.fo_val_loss.is_some() && last.zo_val_loss.is_some());
+    for f in ["config.toml", "metrics.jsonl", "metrics.csv", "metrics.png"] {
+        let p = dir.path().join(f);
+        assert!(std::fs::metadata(&p).map(|m| m.len() > 0).unwrap_or(false), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4);
+    assert!(csv.starts_with("round,parallel_time,mean_val_loss"));
+    let jsonl = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    let row: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(row["round"], 40);
+    let png = std::fs::read(dir.path().join("metrics.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // no temporary files left behind
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.'))
+    );
+}
+
+#[test]
+fn divergence_stops_with_an_error_naming_the_node_and_keeps_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny(0, 1, &["zo.lr=1e6", "zo.rv=2", "steps=20", "max_loss=50"]);
+    let err = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Diverged { node: 0, kind: "zo", .. }), "{err}");
+    assert!(err.to_string().contains("zo.lr"));
+    assert!(std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap().lines().count() >= 2);
+}

@@ -1,0 +1,19 @@
+//! Data sets for hdo.
+//!
+//! * [`mnist`]: the IDX format with full validation (magic, dimensions, counts, truncation),
+//!   gzip or raw files, the MNIST test split bundled in the binary, the full 60k/10k split from a
+//!   directory, and an optional checksummed download.
+//! * [`split`]: HDO's data split (one copy of the training set per population, divided evenly
+//!   among its nodes) and the per-node sampler that draws each shard without replacement per epoch.
+//!
+//! Everything random here is a pure function of an explicit seed.
+
+pub mod error;
+pub mod idx;
+pub mod images;
+pub mod mnist;
+pub mod split;
+
+pub use error::DataError;
+pub use images::ImageSet;
+pub use split::{ShardSampler, hdo_split};

@@ -1,0 +1,114 @@
+//! The HDO paper's CNN (Figure 1): three 3×3 convolutions with batch norm and ReLU, max-pooling
+//! after the second and third, then three linear layers.
+//!
+//! Follows the authors' `CustomNN`: conv channels double from 8 (8 → 16 → 32), hidden linear
+//! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
+//! cross-entropy directly, not BatchNorm + sigmoid.
+
+use crate::{BatchNorm, DataShape, ForwardCtx, Input};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+/// Options of `[model] kind = "cnn"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CnnConfig {
+    /// Output channels of the three convolutions.
+    pub channels: [usize; 3],
+    /// Widths of the hidden linear layers (the output layer is added).
+    pub hidden: Vec<usize>,
+}
+
+impl Default for CnnConfig {
+    fn default() -> Self {
+        CnnConfig { channels: [8, 16, 32], hidden: vec![128, 128] }
+    }
+}
+
+/// A convolution followed by batch norm and ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    /// 3×3 convolution, padding 1.
+    pub conv: Conv2d,
+    /// Per-channel normalisation.
+    pub norm: BatchNorm,
+}
+
+/// A hidden linear layer followed by batch norm and ReLU.
+#[derive(Module, Debug)]
+pub struct DenseBlock {
+    /// Linear layer.
+    pub linear: Linear,
+    /// Per-feature normalisation.
+    pub norm: BatchNorm,
+}
+
+/// The CNN.
+#[derive(Module, Debug)]
+pub struct Cnn {
+    /// The three convolution blocks.
+    pub convs: Vec<ConvBlock>,
+    /// 2×2 max-pooling (after the 2nd and 3rd block).
+    pub pool: MaxPool2d,
+    /// Hidden linear blocks.
+    pub dense: Vec<DenseBlock>,
+    /// Output layer.
+    pub head: Linear,
+}
+
+impl CnnConfig {
+    /// Build the CNN for `shape`.
+    pub fn init(&self, shape: DataShape, device: &Device) -> Cnn {
+        let [c, h, w] = shape.image;
+        let mut inputs = c;
+        let convs = self
+            .channels
+            .iter()
+            .map(|&out| {
+                let conv = Conv2dConfig::new([inputs, out], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device);
+                inputs = out;
+                ConvBlock { conv, norm: BatchNorm::new(out, device) }
+            })
+            .collect();
+        let mut features = self.channels[2] * (h / 4) * (w / 4);
+        let dense = self
+            .hidden
+            .iter()
+            .map(|&width| {
+                let linear = LinearConfig::new(features, width).init(device);
+                features = width;
+                DenseBlock { linear, norm: BatchNorm::new(width, device) }
+            })
+            .collect();
+        Cnn {
+            convs,
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            dense,
+            head: LinearConfig::new(features, shape.classes).init(device),
+        }
+    }
+}
+
+impl Cnn {
+    /// Logits `[batch, classes]`.
+    pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
+        let Input::Images(mut x) = input.clone();
+        for (i, block) in self.convs.iter().enumerate() {
+            x = relu(block.norm.forward(block.conv.forward(x), ctx)); // [b, c_i, h, w]
+            if i >= 1 {
+                x = self.pool.forward(x); // halves h and w
+            }
+        }
+        let mut x: Tensor<2> = x.flatten(1, 3); // [b, c_3 · h/4 · w/4]
+        for block in &self.dense {
+            x = relu(block.norm.forward(block.linear.forward(x), ctx));
+        }
+        self.head.forward(x)
+    }
+}

@@ -1,0 +1,29 @@
+//! Multinomial logistic regression (the HDO paper's convex "regression" model, Figure 2).
+//!
+//! Departure from the authors' code: their linear model ends in BatchNorm + sigmoid before the
+//! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
+//! cross-entropy, the model the paper describes.
+
+use crate::{DataShape, Input, flatten};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+/// `logits = flatten(x) · W + b`.
+#[derive(Module, Debug)]
+pub struct Logistic {
+    /// The single linear layer (`[features, classes]`).
+    pub linear: Linear,
+}
+
+impl Logistic {
+    /// A model for `shape` (784 → 10 on MNIST).
+    pub fn new(shape: DataShape, device: &Device) -> Self {
+        let features = shape.image.iter().product();
+        Logistic { linear: LinearConfig::new(features, shape.classes).init(device) }
+    }
+
+    /// Logits `[batch, classes]`.
+    pub fn forward(&self, input: &Input) -> Tensor<2> {
+        self.linear.forward(flatten(input))
+    }
+}

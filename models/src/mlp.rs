@@ -1,0 +1,55 @@
+//! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
+
+use crate::{DataShape, ForwardCtx, Input, flatten};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+/// Options of `[model] kind = "mlp"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        MlpConfig { hidden: vec![128, 128] }
+    }
+}
+
+impl MlpConfig {
+    /// Build the MLP for `shape`.
+    pub fn init(&self, shape: DataShape, device: &Device) -> Mlp {
+        let mut widths = vec![shape.image.iter().product::<usize>()];
+        widths.extend(&self.hidden);
+        widths.push(shape.classes);
+        let layers =
+            widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        Mlp { layers }
+    }
+}
+
+/// Linear layers with ReLU between them.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Hidden layers, then the output layer.
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// Logits `[batch, classes]`.
+    pub fn forward(&self, input: &Input, _ctx: &mut ForwardCtx) -> Tensor<2> {
+        let mut x = flatten(input);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
