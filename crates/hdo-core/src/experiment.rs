@@ -142,6 +142,7 @@ impl Experiment {
         on_event(Event::Evaluated(&records[0]));
         let (mut loss_sum, mut loss_count) = (0.0f64, 0u64);
         for round in 0..cfg.steps {
+            let round_start = Instant::now();
             let schedule = self.protocol.plan(round, n, gossip_seed);
             let (mut round_sum, mut round_count) = (0.0f64, 0u64);
             for phase in &schedule.phases {
@@ -174,6 +175,7 @@ impl Experiment {
                 }
             }
             totals.interactions += schedule.interactions;
+            totals.train_s += round_start.elapsed().as_secs_f64();
             loss_sum += round_sum;
             loss_count += round_count;
             let done = round + 1;
@@ -241,6 +243,7 @@ impl Experiment {
             backward_passes: totals.backward,
             bytes_sent: totals.bytes,
             elapsed_s: start.elapsed().as_secs_f64(),
+            train_s: totals.train_s,
         }
     }
 }
@@ -257,4 +260,5 @@ struct Totals {
     backward: u64,
     bytes: u64,
     interactions: f64,
+    train_s: f64,
 }
