@@ -91,7 +91,7 @@ pub fn bundled(validation: usize) -> Result<Split, DataError> {
         )));
     }
     let mut order: Vec<usize> = (0..all.len()).collect();
-    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0x4D4E_4953_54));
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0x004D_4E49_5354));
     let (val, train) = order.split_at(validation);
     Ok(Split { train: all.select(train), validation: all.select(val) })
 }

@@ -5,7 +5,7 @@
 //! resolved config is what a run writes to `OUT/config.toml`.
 
 use crate::error::Error;
-use crate::estimator::EstimatorKind;
+use crate::estimator::{Direction, EstimatorKind, Projection};
 use hdo_gossip::ProtocolConfig;
 use hdo_models::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -137,8 +137,16 @@ pub struct GroupConfig {
     pub estimator: Option<EstimatorKind>,
     /// Random directions averaged per step (ZO).
     pub rv: usize,
-    /// Smoothing radius ν of finite differences (ZO).
+    /// Smoothing radius ν of finite differences (ZO); the first radius μ₁ of `debiased`.
     pub nu: f64,
+    /// Distribution of random directions: `gaussian` or `sphere` (ZO).
+    pub direction: Direction,
+    /// Forward gradients: `global` or `per_tensor` projection.
+    pub projection: Projection,
+    /// `debiased`: ratio c of consecutive radii (and of the level distribution), in (0, 1).
+    pub debias_ratio: f64,
+    /// Sign step (ZO-signSGD / signum): `x ← x − lr·sign(v)`.
+    pub sign: bool,
     /// Learning-rate schedule.
     pub schedule: ScheduleKind,
     /// Linear warm-up steps of the schedule.
@@ -155,6 +163,10 @@ impl Default for GroupConfig {
             estimator: None,
             rv: 8,
             nu: 1e-4,
+            direction: Direction::Gaussian,
+            projection: Projection::Global,
+            debias_ratio: 0.5,
+            sign: false,
             schedule: ScheduleKind::Constant,
             warmup: 0,
         }
@@ -275,7 +287,7 @@ impl ExperimentConfig {
         if self.eval_every == 0 {
             return bad("eval_every", "must be at least 1".into());
         }
-        if !(self.max_loss > 0.0) {
+        if self.max_loss.is_nan() || self.max_loss <= 0.0 {
             return bad("max_loss", format!("must be positive, got {}", self.max_loss));
         }
         for kind in [NodeKind::Fo, NodeKind::Zo] {
@@ -298,6 +310,12 @@ impl ExperimentConfig {
             }
             if !(g.nu.is_finite() && g.nu > 0.0) {
                 return bad(&format!("{k}.nu"), format!("must be a positive number, got {}", g.nu));
+            }
+            if !(g.debias_ratio > 0.0 && g.debias_ratio < 1.0) {
+                return bad(
+                    &format!("{k}.debias_ratio"),
+                    format!("must be in (0, 1), got {}", g.debias_ratio),
+                );
             }
             if g.schedule == ScheduleKind::WarmupCosine && g.warmup >= self.steps {
                 return bad(

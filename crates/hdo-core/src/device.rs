@@ -17,10 +17,15 @@ pub fn select(choice: DeviceChoice) -> Result<Device, Error> {
                 (device, sum)
             });
             match probe {
-                Ok((device, sum)) if sum == 4.0 => Ok(device),
-                Ok((_, sum)) => Err(Error::Device(format!(
-                    "the wgpu device computed 1+1+1+1 = {sum}; use --device cpu"
-                ))),
+                Ok((device, sum)) => {
+                    if sum == 4.0 {
+                        Ok(device)
+                    } else {
+                        Err(Error::Device(format!(
+                            "the wgpu device computed 1+1+1+1 = {sum}; use --device cpu"
+                        )))
+                    }
+                }
                 Err(panic) => {
                     let why = panic
                         .downcast_ref::<String>()

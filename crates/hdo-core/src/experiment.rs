@@ -87,7 +87,7 @@ impl Experiment {
                     kind,
                     model,
                     sampler: ShardSampler::new(shard, mix(config.seed ^ mix(id as u64 + 1))),
-                    optimizer: Optimizer::new(schedule, g.momentum, style),
+                    optimizer: Optimizer::new(schedule, g.momentum, style, g.sign),
                     batch_size: g.batch_size,
                     steps: 0,
                     device,

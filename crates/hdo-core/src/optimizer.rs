@@ -19,17 +19,20 @@ pub struct Optimizer {
     pub momentum: f64,
     /// How `m` combines with the estimate.
     pub style: MomentumStyle,
+    /// Step along `sign(v)` instead of `v`.
+    pub sign: bool,
     velocity: Vec<Option<Tensor<1>>>,
 }
 
 impl Optimizer {
     /// A fresh optimizer (zero momentum buffers).
-    pub fn new(schedule: LrSchedule, momentum: f64, style: MomentumStyle) -> Self {
-        Optimizer { schedule, momentum, style, velocity: Vec::new() }
+    pub fn new(schedule: LrSchedule, momentum: f64, style: MomentumStyle, sign: bool) -> Self {
+        Optimizer { schedule, momentum, style, sign, velocity: Vec::new() }
     }
 
     /// Apply `gradient` at local step `t`: `v ← m·v + c·G` (c = 1 for `sgd`, 1−m for `ema`;
-    /// no buffer when m = 0), then `x ← x − lr(t)·v`. Running statistics are left alone.
+    /// no buffer when m = 0), then `x ← x − lr(t)·v`, or `x ← x − lr(t)·sign(v)` with `sign`.
+    /// Running statistics are left alone.
     pub fn step(&mut self, model: Model, layout: &Layout, gradient: &Gradient, t: u64) -> Model {
         let lr = self.schedule.at(t) as f32;
         let m = self.momentum as f32;
@@ -40,6 +43,7 @@ impl Optimizer {
         if self.velocity.len() != layout.num_trainable() {
             self.velocity = vec![None; layout.num_trainable()];
         }
+        let sign = self.sign;
         let velocity = &mut self.velocity;
         params::map(model, |i, x| {
             let info = &layout.tensors[i];
@@ -55,6 +59,7 @@ impl Optimizer {
             } else {
                 g
             };
+            let update = if sign { update.sign() } else { update };
             x - update * lr
         })
     }

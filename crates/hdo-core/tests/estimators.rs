@@ -1,11 +1,13 @@
 //! Statistical checks of the estimators.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
 mod common;
 
 use burn::prelude::*;
 use hdo_core::data::batch;
 use hdo_core::estimator::{
-    Backprop, Estimator, ForwardDifference, Gradient, SeededGradient, StepInput,
+    Backprop, CentralDifference, Debiased, Direction, Estimator, ForwardDifference, Gradient,
+    Projection, SeededGradient, SimulatedForwardGradient, StepInput,
 };
 use hdo_core::noise::NoiseStream;
 use hdo_core::params::{self, Layout, TensorInfo};
@@ -151,7 +153,7 @@ fn forward_difference_on_the_model_averages_to_the_backprop_gradient() {
         &layout,
         &plain,
     );
-    let est = ForwardDifference { rv: 1, nu: 1e-3 };
+    let est = ForwardDifference { rv: 1, nu: 1e-3, direction: Direction::Gaussian };
     let draws = 3000u64;
     let mut sum = vec![0f64; truth.len()];
     let mut sq = vec![0f64; truth.len()];
@@ -181,4 +183,140 @@ fn forward_difference_on_the_model_averages_to_the_backprop_gradient() {
     let cos =
         dot / (norm(&mut sum.iter().map(|s| s / n)) * norm(&mut truth.iter().map(|&t| t as f64)));
     assert!(cos > 0.5, "cosine {cos}");
+}
+
+/// Mean of `draws` single-direction estimates against the backprop gradient `truth`:
+/// returns `‖mean − ∇F‖² / (Σ_i Var_i / N)` — about 1 for an unbiased estimator, ≫ 1 when a bias
+/// stands out of the noise — and the squared bias estimate `‖mean − ∇F‖² − Σ_i Var_i / N`.
+fn bias_ratio(est: &dyn Estimator, draws: u64, autodiff: bool) -> (f64, f64) {
+    let plain = Device::flex();
+    let (model, layout, b) = logistic_setup(&plain);
+    let ad_model = burn::module::Module::train(model.clone());
+    let ad_batch = batch(
+        &mnist::bundled(2000).unwrap().train,
+        &(0..8).collect::<Vec<_>>(),
+        &plain.clone().autodiff(),
+    );
+    let noise0 = NoiseStream::new(0, 0, 0);
+    let truth = dense(
+        &Backprop
+            .estimate(StepInput {
+                model: &ad_model,
+                batch: &ad_batch,
+                layout: &layout,
+                noise: noise0,
+            })
+            .unwrap()
+            .gradient,
+        &layout,
+        &plain,
+    );
+    let (m, bt) = if autodiff { (&ad_model, &ad_batch) } else { (&model, &b) };
+    let mut sum = vec![0f64; truth.len()];
+    let mut sq = vec![0f64; truth.len()];
+    for s in 0..draws {
+        let e = est
+            .estimate(StepInput {
+                model: m,
+                batch: bt,
+                layout: &layout,
+                noise: NoiseStream::new(5, 2, s),
+            })
+            .unwrap();
+        for (i, g) in dense(&e.gradient, &layout, &plain).into_iter().enumerate() {
+            sum[i] += g as f64;
+            sq[i] += (g as f64).powi(2);
+        }
+    }
+    let n = draws as f64;
+    let err: f64 = (0..truth.len()).map(|i| (sum[i] / n - truth[i] as f64).powi(2)).sum();
+    let expected: f64 = (0..truth.len()).map(|i| (sq[i] / n - (sum[i] / n).powi(2)) / n).sum();
+    (err / expected, err - expected)
+}
+
+#[test]
+fn central_difference_is_unbiased_up_to_float_resolution() {
+    let (ratio, _) = bias_ratio(
+        &CentralDifference { rv: 1, nu: 1e-2, direction: Direction::Gaussian },
+        4000,
+        false,
+    );
+    assert!((0.8..1.2).contains(&ratio), "ratio {ratio}");
+}
+
+#[test]
+fn sphere_directions_carry_the_factor_d() {
+    let (ratio, _) = bias_ratio(
+        &CentralDifference { rv: 1, nu: 1e-2, direction: Direction::Sphere },
+        4000,
+        false,
+    );
+    assert!((0.8..1.2).contains(&ratio), "ratio {ratio}");
+}
+
+#[test]
+fn debiased_estimator_is_unbiased() {
+    let (ratio, _) = bias_ratio(
+        &Debiased { rv: 1, nu: 0.5, ratio: 0.5, direction: Direction::Gaussian },
+        4000,
+        false,
+    );
+    assert!((0.8..1.2).contains(&ratio), "ratio {ratio}");
+}
+
+/// On the cubic `F(x) = Σ a_i x_i³/6`, `∇F = a⊙x²/2` and the Gaussian forward difference has
+/// `E[G_i] = ∇F_i + ν²·a_i/2` (from `E[u_i⁴] = 3`): a bias that is measurable and shrinks as ν².
+#[test]
+fn forward_difference_bias_is_measurable_and_shrinks_with_nu() {
+    let d = 6usize;
+    let a: Vec<f64> = (0..d).map(|i| 1.0 + i as f64).collect();
+    // at x = 0 the gradient is 0, so what the mean shows is the bias alone
+    let x: Vec<f64> = vec![0.0; d];
+    let f = |y: &[f64]| -> f64 { (0..d).map(|i| a[i] * y[i].powi(3) / 6.0).sum() };
+    let info =
+        TensorInfo { path: "x".into(), shape: vec![d], numel: d, trainable: Some(0), offset: 0 };
+    let mean_bias = |nu: f64| -> Vec<(f64, f64)> {
+        let draws = 40_000u64;
+        let (mut sum, mut sq) = (vec![0f64; d], vec![0f64; d]);
+        for s in 0..draws {
+            let noise = NoiseStream::new(21, 0, s);
+            let mut u = vec![0f32; d];
+            noise.fill_gaussian(0, 0, &mut u);
+            let moved: Vec<f64> = (0..d).map(|i| x[i] + nu * u[i] as f64).collect();
+            let c = ((f(&moved) - f(&x)) / nu) as f32;
+            let g = SeededGradient { noise, directions: 1, blocks: 1, coefficients: vec![c] }
+                .materialize(0, &info);
+            for i in 0..d {
+                sum[i] += g[i] as f64;
+                sq[i] += (g[i] as f64).powi(2);
+            }
+        }
+        let n = draws as f64;
+        (0..d)
+            .map(|i| {
+                let mean = sum[i] / n;
+                let se = ((sq[i] / n - mean * mean) / n).sqrt();
+                (mean - a[i] * x[i] * x[i] / 2.0, se)
+            })
+            .collect()
+    };
+    for nu in [0.8, 0.4] {
+        for (i, (bias, se)) in mean_bias(nu).into_iter().enumerate() {
+            let predicted = nu * nu * a[i] / 2.0;
+            assert!(
+                (bias - predicted).abs() < 3.5 * se,
+                "ν={nu} coordinate {i}: bias {bias} vs ν²a/2 = {predicted} (se {se})"
+            );
+            assert!(predicted > 6.0 * se, "the bias must stand out of the noise");
+        }
+    }
+}
+
+#[test]
+fn simulated_forward_gradient_is_unbiased_in_both_projections() {
+    for projection in [Projection::Global, Projection::PerTensor] {
+        let est = SimulatedForwardGradient { rv: 1, projection, direction: Direction::Gaussian };
+        let (ratio, _) = bias_ratio(&est, 3000, true);
+        assert!((0.8..1.2).contains(&ratio), "{projection:?}: ratio {ratio}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Gossip on real replicas: averaging preserves the mean, never increases Γ, and covers BN stats.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
 mod common;
 
 use hdo_core::Experiment;

@@ -1,5 +1,6 @@
 //! Whole runs: determinism, outputs, learning, divergence handling.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
 mod common;
 
 use hdo_core::{Error, Experiment};
@@ -82,4 +83,46 @@ fn divergence_stops_with_an_error_naming_the_node_and_keeps_the_metrics() {
     assert!(matches!(err, Error::Diverged { node: 0, kind: "zo", .. }), "{err}");
     assert!(err.to_string().contains("zo.lr"));
     assert!(std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap().lines().count() >= 2);
+}
+
+#[test]
+fn every_protocol_runs_with_its_clock_and_traffic() {
+    // 4 logistic nodes (2 FO + 2 ZO), 4 rounds. Message = 7850 floats × 4 bytes.
+    let msg = 7850u64 * 4;
+    for (kind, parallel_time, steps_per_node, vectors_per_round) in [
+        ("matching", 2.0, 4.0, 4u64), // 2 pairs, 2 vectors each
+        ("random_pair", 2.0, 4.0, 4), // ⌈4/2⌉ = 2 interactions per round, 2 steps each
+        ("all_reduce", 2.0, 4.0, 6),  // ring all-reduce of 4: 2(k−1) vectors
+        ("none", 2.0, 4.0, 0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let set = format!("protocol.kind=\"{kind}\"");
+        let cfg = common::tiny(2, 2, &[&set, "steps=4", "eval_every=4"]);
+        let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+        let last = records.last().unwrap();
+        assert_eq!(last.parallel_time, parallel_time, "{kind}");
+        assert_eq!(last.bytes_sent, 4 * vectors_per_round * msg, "{kind}");
+        // FO backward passes = FO local steps; on average every node steps once per round
+        let fo_steps = last.backward_passes as f64;
+        if kind == "random_pair" {
+            assert!(fo_steps <= 16.0, "{kind}: {fo_steps}");
+        } else {
+            assert_eq!(fo_steps, 2.0 * steps_per_node, "{kind}");
+        }
+        if kind == "none" {
+            assert!(last.consensus > 0.0);
+        }
+        if kind == "all_reduce" {
+            assert!(last.consensus < 1e-10, "all_reduce leaves Γ = {}", last.consensus);
+        }
+    }
+}
+
+#[test]
+fn local_rounds_delay_communication() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny(2, 0, &["steps=4", "eval_every=2", "local_rounds=2"]);
+    let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(records[1].bytes_sent, 0);
+    assert_eq!(records[2].bytes_sent, 2 * 2 * 7850 * 4);
 }

@@ -1,10 +1,58 @@
 //! Random directions over the trainable parameter vector, applied to copies of a model.
+//!
+//! A direction is `u_k = s_k · z_k`, where `z_k` is standard Gaussian noise regenerated from the
+//! node's [`NoiseStream`] and `s_k` depends on the distribution: 1 for `gaussian`, `1/‖z_k‖` for
+//! `sphere` (uniform on the unit sphere). Seeded gradients are always stored as coefficients of
+//! `z_k`, so the scale is folded into them.
 
 use crate::noise::NoiseStream;
 use crate::params::{self, Layout, upload};
 use hdo_models::Model;
+use serde::{Deserialize, Serialize};
 
-/// A copy of `model` moved to `x + scale·u_k`, where `u_k` is direction `direction` of `noise`
+/// The `direction` key: how random directions are distributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// `u ~ N(0, I)`; `E[u uᵀ] = I`.
+    #[default]
+    Gaussian,
+    /// `u` uniform on the unit sphere; `E[u uᵀ] = I/d`, so estimates carry a factor `d`
+    /// (the HO-SGD / ZO-signSGD convention).
+    Sphere,
+}
+
+impl Direction {
+    /// `s_k` with `u_k = s_k·z_k`.
+    pub fn scale(self, noise: NoiseStream, k: u32, layout: &Layout) -> f32 {
+        match self {
+            Direction::Gaussian => 1.0,
+            Direction::Sphere => {
+                // one extra generation pass, chunked: no direction-sized buffer
+                let mut sq = 0f64;
+                let mut buf = vec![0f32; 4096];
+                let mut offset = 0u64;
+                while offset < layout.dim {
+                    let n = ((layout.dim - offset) as usize).min(buf.len());
+                    noise.fill_gaussian(k, offset, &mut buf[..n]);
+                    sq += buf[..n].iter().map(|&z| z as f64 * z as f64).sum::<f64>();
+                    offset += n as u64;
+                }
+                (1.0 / sq.sqrt()) as f32
+            }
+        }
+    }
+
+    /// The factor `E[u uᵀ]⁻¹` (a multiple of I): 1 or `d`.
+    pub fn factor(self, layout: &Layout) -> f32 {
+        match self {
+            Direction::Gaussian => 1.0,
+            Direction::Sphere => layout.dim as f32,
+        }
+    }
+}
+
+/// A copy of `model` moved to `x + scale·z_k`, where `z_k` is direction `direction` of `noise`
 /// (standard Gaussian). The original is untouched, so no restore pass is needed and `x` stays
 /// bit-exact; the copy's tensors are new while the noise is generated one tensor at a time.
 pub fn perturbed(

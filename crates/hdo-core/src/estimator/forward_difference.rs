@@ -1,14 +1,12 @@
 //! Biased zeroth-order estimator (Nesterov–Spokoiny forward difference).
 
-use super::{
-    Estimate, Estimator, Gradient, SeededGradient, StepInput, cross_entropy, perturbed, scalar,
-};
+use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_loss, seeded};
 use crate::error::Error;
-use hdo_models::ForwardCtx;
 
-/// `G = (1/rv) Σ_k [F(x+νu_k) − F(x)]/ν · u_k`, `u_k ~ N(0, I)`.
+/// `G = (c/rv) Σ_k [F(x+ν·u_k) − F(x)]/ν · u_k` with `c` = 1 for Gaussian `u_k` and `d` for
+/// unit-sphere `u_k`.
 ///
-/// `E[G] = ∇F_ν`, the gradient of the Gaussian-smoothed loss (bias `O(ν·L·d^{3/2})` w.r.t. ∇F).
+/// `E[G] = ∇F_ν`, the gradient of the smoothed loss (bias `O(ν·L·d^{3/2})` w.r.t. ∇F).
 /// Forward passes only (`rv + 1` per step); directions are regenerated from the node's noise
 /// stream, so the estimate is `rv` scalars.
 #[derive(Debug, Clone, Copy)]
@@ -17,34 +15,21 @@ pub struct ForwardDifference {
     pub rv: u32,
     /// Smoothing radius ν.
     pub nu: f32,
+    /// Distribution of the directions.
+    pub direction: Direction,
 }
 
 impl Estimator for ForwardDifference {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        let batch = input.batch;
-        let mut ctx = ForwardCtx::train();
-        let f0 = scalar(cross_entropy(input.model.forward(&batch.input, &mut ctx), &batch.targets));
-        let mut coefficients = Vec::with_capacity(self.rv as usize);
-        for k in 0..self.rv {
-            let moved = perturbed(input.model, input.layout, input.noise, k, self.nu);
-            // Perturbed passes normalise with their own batch statistics but do not report them.
-            let fk = scalar(cross_entropy(
-                moved.forward(&batch.input, &mut ForwardCtx::train()),
-                &batch.targets,
-            ));
-            coefficients.push((fk - f0) / self.nu / self.rv as f32);
-        }
-        Ok(Estimate {
-            gradient: Gradient::Seeded(SeededGradient {
-                noise: input.noise,
-                directions: self.rv,
-                blocks: 1,
-                coefficients,
-            }),
-            loss: f0,
-            batch_stats: ctx.batch_stats,
-            forward_passes: 1 + self.rv as u64,
-            backward_passes: 0,
-        })
+        let (f0, batch_stats) = base_loss(&input);
+        let factor = self.direction.factor(input.layout);
+        let coefficients = (0..self.rv)
+            .map(|k| {
+                let s = self.direction.scale(input.noise, k, input.layout);
+                let fk = perturbed_loss(&input, k, self.nu * s);
+                factor * s * (fk - f0) / self.nu / self.rv as f32
+            })
+            .collect();
+        Ok(seeded(&input, self.rv, 1, coefficients, f0, batch_stats, 1 + self.rv as u64, 0))
     }
 }

@@ -11,12 +11,18 @@
 //! Adding an estimator: one file here, one variant in [`EstimatorKind`] and its `build` arm.
 
 mod backprop;
+mod central_difference;
+mod debiased;
 mod direction;
 mod forward_difference;
+mod simulated_forward_gradient;
 
 pub use backprop::Backprop;
-pub use direction::perturbed;
+pub use central_difference::CentralDifference;
+pub use debiased::{Debiased, MAX_LEVEL};
+pub use direction::{Direction, perturbed};
 pub use forward_difference::ForwardDifference;
+pub use simulated_forward_gradient::SimulatedForwardGradient;
 
 use crate::config::GroupConfig;
 use crate::data::Batch;
@@ -24,7 +30,7 @@ use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{Layout, TensorInfo, upload};
 use burn::prelude::*;
-use hdo_models::Model;
+use hdo_models::{ForwardCtx, Model};
 use serde::{Deserialize, Serialize};
 
 /// What an estimator sees.
@@ -102,18 +108,35 @@ impl SeededGradient {
     }
 }
 
+/// The `projection` key of forward-gradient estimators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    /// One directional derivative over the whole parameter vector (Baydin et al.).
+    #[default]
+    Global,
+    /// One per trainable tensor (block-wise, as the HDO authors' simulation): lower variance.
+    PerTensor,
+}
+
 /// The `estimator` key of `[fo]` / `[zo]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EstimatorKind {
     /// Minibatch gradient by reverse-mode autodiff (FO nodes).
     Backprop,
-    /// `[F(x+νu) − F(x)]/ν · u`, averaged over `rv` Gaussian directions (ZO nodes).
+    /// `[F(x+νu) − F(x)]/ν · u` over `rv` directions (biased: `E = ∇F_ν`).
     ForwardDifference,
+    /// `[F(x+νu) − F(x−νu)]/(2ν) · u` (bias `O(ν²)`).
+    CentralDifference,
+    /// Randomized-truncation telescoping estimator (Chen 2020), unbiased for ∇F.
+    Debiased,
+    /// Reference mode: backprop, then `(u·g)u` — how the HDO authors simulated forward gradients.
+    SimulatedForwardGradient,
 }
 
 impl EstimatorKind {
-    /// Whether it uses forward passes only.
+    /// Whether a ZO population may use it (forward passes only, or the named reference mode).
     pub fn is_zeroth_order(self) -> bool {
         !matches!(self, EstimatorKind::Backprop)
     }
@@ -123,22 +146,72 @@ impl EstimatorKind {
         match self {
             EstimatorKind::Backprop => "backprop",
             EstimatorKind::ForwardDifference => "forward_difference",
+            EstimatorKind::CentralDifference => "central_difference",
+            EstimatorKind::Debiased => "debiased",
+            EstimatorKind::SimulatedForwardGradient => "simulated_forward_gradient",
         }
     }
 
     /// Whether the estimator needs the model on an autodiff device.
     pub fn needs_autodiff(self) -> bool {
-        matches!(self, EstimatorKind::Backprop)
+        matches!(self, EstimatorKind::Backprop | EstimatorKind::SimulatedForwardGradient)
     }
 
     /// The estimator with a population's hyper-parameters.
     pub fn build(self, group: &GroupConfig) -> Box<dyn Estimator> {
+        let (rv, nu, direction) = (group.rv as u32, group.nu as f32, group.direction);
         match self {
             EstimatorKind::Backprop => Box::new(Backprop),
-            EstimatorKind::ForwardDifference => {
-                Box::new(ForwardDifference { rv: group.rv as u32, nu: group.nu as f32 })
+            EstimatorKind::ForwardDifference => Box::new(ForwardDifference { rv, nu, direction }),
+            EstimatorKind::CentralDifference => Box::new(CentralDifference { rv, nu, direction }),
+            EstimatorKind::Debiased => {
+                Box::new(Debiased { rv, nu, ratio: group.debias_ratio, direction })
+            }
+            EstimatorKind::SimulatedForwardGradient => {
+                Box::new(SimulatedForwardGradient { rv, projection: group.projection, direction })
             }
         }
+    }
+}
+
+/// Loss at the unperturbed parameters, with the batch statistics to fold into running stats.
+pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1>)>) {
+    let mut ctx = ForwardCtx::train();
+    let logits = input.model.forward(&input.batch.input, &mut ctx);
+    (scalar(cross_entropy(logits, &input.batch.targets)), ctx.batch_stats)
+}
+
+/// Loss of a copy moved to `x + scale·z_k`. Normalises with its own batch statistics but does
+/// not report them.
+pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
+    let moved = perturbed(input.model, input.layout, input.noise, k, scale);
+    let logits = moved.forward(&input.batch.input, &mut ForwardCtx::train());
+    scalar(cross_entropy(logits, &input.batch.targets))
+}
+
+/// Package a seeded estimate.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn seeded(
+    input: &StepInput<'_>,
+    directions: u32,
+    blocks: usize,
+    coefficients: Vec<f32>,
+    loss: f32,
+    batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    forward_passes: u64,
+    backward_passes: u64,
+) -> Estimate {
+    Estimate {
+        gradient: Gradient::Seeded(SeededGradient {
+            noise: input.noise,
+            directions,
+            blocks,
+            coefficients,
+        }),
+        loss,
+        batch_stats,
+        forward_passes,
+        backward_passes,
     }
 }
 

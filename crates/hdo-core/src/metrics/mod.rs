@@ -4,6 +4,6 @@ mod plot;
 mod record;
 mod writer;
 
-pub use plot::{plot, plot_comparison};
+pub use plot::{Curve, plot, plot_comparison};
 pub use record::Record;
 pub use writer::{write_atomic, write_outputs};

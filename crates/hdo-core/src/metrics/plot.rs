@@ -21,6 +21,9 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
+/// A sweep variant's curve: its label and `(round, loss, accuracy)` points.
+pub type Curve = (String, Vec<(f64, f64, f64)>);
+
 /// A named line: `(round, value)` points.
 type Line = (String, Vec<(f64, f64)>);
 
@@ -54,11 +57,7 @@ pub fn plot(path: &Path, title: &str, records: &[Record]) -> Result<(), Error> {
 }
 
 /// A sweep's plot: one line per variant, `(round, loss, accuracy)` points (means over seeds).
-pub fn plot_comparison(
-    path: &Path,
-    title: &str,
-    series: &[(String, Vec<(f64, f64, f64)>)],
-) -> Result<(), Error> {
+pub fn plot_comparison(path: &Path, title: &str, series: &[Curve]) -> Result<(), Error> {
     let loss: Vec<Line> =
         series.iter().map(|(l, p)| (l.clone(), p.iter().map(|x| (x.0, x.1)).collect())).collect();
     let acc: Vec<Line> =

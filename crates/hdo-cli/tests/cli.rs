@@ -1,0 +1,122 @@
+//! The `hdo` binary end to end: outputs, sweeps, overrides and errors.
+
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+use std::process::Command;
+
+fn hdo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hdo"))
+}
+
+const TINY: &str = r#"
+name = "tiny"
+steps = 4
+eval_every = 2
+[population]
+fo = 1
+zo = 1
+[zo]
+rv = 2
+nu = 1e-3
+[data]
+eval_limit = 200
+"#;
+
+#[test]
+fn run_writes_outputs_and_applies_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = dir.path().join("out");
+    let status = hdo()
+        .args([
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "6",
+            "--seed",
+            "3",
+        ])
+        .args(["--set", "zo.rv=3", "-q"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let resolved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("steps = 6")
+            && resolved.contains("seed = 3")
+            && resolved.contains("rv = 3"),
+        "{resolved}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4); // header + rounds 0, 2, 4, 6
+    assert!(out.join("metrics.png").exists() && out.join("metrics.jsonl").exists());
+    // the resolved config runs again as it is
+    let again = hdo()
+        .args(["run", out.join("config.toml").to_str().unwrap(), "--out"])
+        .arg(dir.path().join("again"))
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("again/metrics.csv")).unwrap().lines().count(),
+        5
+    );
+}
+
+#[test]
+fn a_sweep_writes_each_run_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sweep.toml");
+    // `seeds` is a top-level key, so it goes before the first table.
+    let text = format!(
+        "seeds = [1, 2]\n{TINY}\n[[variant]]\nlabel = \"FO\"\nset = [\"population.zo=0\"]\n[[variant]]\nlabel = \"ZO\"\nset = [\"population.fo=0\"]\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("s");
+    let o = hdo()
+        .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for run in ["fo/seed1", "fo/seed2", "zo/seed1", "zo/seed2"] {
+        assert!(out.join(run).join("metrics.csv").exists(), "{run}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 5);
+    assert!(out.join("comparison.png").exists());
+}
+
+#[test]
+fn errors_name_the_problem_and_exit_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    for (args, want) in [
+        (vec!["--set", "zo.lrr=1"], "lrr"),
+        (vec!["--set", "fo.batch_size=0"], "fo.batch_size"),
+        (vec!["--data-dir", "/nonexistent/mnist"], "train-images-idx3-ubyte"),
+    ] {
+        let o = hdo()
+            .arg("run")
+            .arg(&cfg)
+            .args(&args)
+            .arg("-q")
+            .arg("--out")
+            .arg(dir.path().join("x"))
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = hdo().args(["run", "/nonexistent.toml"]).output().unwrap();
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/nonexistent.toml")
+    );
+    let help = hdo().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("hdo run experiments/quickstart.toml"));
+}
