@@ -5,7 +5,7 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
-use crate::{BatchNorm, DataShape, ForwardCtx, Input};
+use crate::{BatchNorm, DataShape, Dual, ForwardCtx, Input, jvp};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -110,5 +110,30 @@ impl Cnn {
             x = relu(block.norm.forward(block.linear.forward(x), ctx));
         }
         self.head.forward(x)
+    }
+
+    /// Logits and their derivative along `direction`'s parameters (same layer order as
+    /// [`Cnn::forward`], so batch statistics are reported in the same order).
+    pub fn forward_jvp(&self, direction: &Cnn, input: &Input, ctx: &mut ForwardCtx) -> Dual<2> {
+        let Input::Images(x) = input.clone();
+        let mut x = Dual::constant(x);
+        for (i, (block, dir)) in self.convs.iter().zip(&direction.convs).enumerate() {
+            let y = jvp::conv2d_dual(&block.conv, &dir.conv, x);
+            x = jvp::relu(jvp::batch_norm(&block.norm, &dir.norm, y, ctx));
+            if i >= 1 {
+                x = jvp::max_pool2d(&self.pool, x);
+            }
+        }
+        let [b, c, h, w] = x.primal.dims();
+        let mut x: Dual<2> = x.reshape([b, c * h * w]);
+        for (block, dir) in self.dense.iter().zip(&direction.dense) {
+            x = jvp::relu(jvp::batch_norm(
+                &block.norm,
+                &dir.norm,
+                jvp::linear(&block.linear, &dir.linear, x),
+                ctx,
+            ));
+        }
+        jvp::linear(&self.head, &direction.head, x)
     }
 }

@@ -11,11 +11,13 @@
 
 pub mod batch_norm;
 pub mod cnn;
+pub mod jvp;
 pub mod logistic;
 pub mod mlp;
 
 pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, CnnConfig};
+pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use mlp::{Mlp, MlpConfig};
 
@@ -89,6 +91,23 @@ impl Model {
             Model::Cnn(m) => m.forward(input, ctx),
         }
     }
+
+    /// Logits and their directional derivative along the parameter direction held by
+    /// `direction` (a model of the same architecture), by forward-mode differentiation.
+    /// Returns `None` when `direction` is a different architecture.
+    pub fn forward_jvp(
+        &self,
+        direction: &Model,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Option<Dual<2>> {
+        match (self, direction) {
+            (Model::Logistic(m), Model::Logistic(d)) => Some(m.forward_jvp(d, input)),
+            (Model::Mlp(m), Model::Mlp(d)) => Some(m.forward_jvp(d, input)),
+            (Model::Cnn(m), Model::Cnn(d)) => Some(m.forward_jvp(d, input, ctx)),
+            _ => None,
+        }
+    }
 }
 
 /// The `[model]` section: `kind = "logistic" | "mlp" | "cnn"` and that model's options.
@@ -129,4 +148,9 @@ pub(crate) fn flatten(input: &Input) -> Tensor<2> {
     match input {
         Input::Images(x) => x.clone().flatten(1, 3),
     }
+}
+
+/// Flattened images as a constant dual (inputs do not depend on the parameters).
+pub(crate) fn flatten_dual(input: &Input) -> Dual<2> {
+    Dual::constant(flatten(input))
 }

@@ -4,7 +4,7 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
-use crate::{DataShape, Input, flatten};
+use crate::{DataShape, Dual, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -25,5 +25,10 @@ impl Logistic {
     /// Logits `[batch, classes]`.
     pub fn forward(&self, input: &Input) -> Tensor<2> {
         self.linear.forward(flatten(input))
+    }
+
+    /// Logits and their derivative along `direction`'s parameters.
+    pub fn forward_jvp(&self, direction: &Logistic, input: &Input) -> Dual<2> {
+        jvp::linear(&self.linear, &direction.linear, flatten_dual(input))
     }
 }

@@ -1,6 +1,6 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
-use crate::{DataShape, ForwardCtx, Input, flatten};
+use crate::{DataShape, Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -48,6 +48,19 @@ impl Mlp {
             x = layer.forward(x);
             if i < last {
                 x = relu(x);
+            }
+        }
+        x
+    }
+
+    /// Logits and their derivative along `direction`'s parameters.
+    pub fn forward_jvp(&self, direction: &Mlp, input: &Input) -> Dual<2> {
+        let mut x = flatten_dual(input);
+        let last = self.layers.len() - 1;
+        for (i, (layer, dir)) in self.layers.iter().zip(&direction.layers).enumerate() {
+            x = jvp::linear(layer, dir, x);
+            if i < last {
+                x = jvp::relu(x);
             }
         }
         x

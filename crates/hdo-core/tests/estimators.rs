@@ -6,8 +6,8 @@ mod common;
 use burn::prelude::*;
 use hdo_core::data::batch;
 use hdo_core::estimator::{
-    Backprop, CentralDifference, Debiased, Direction, Estimator, ForwardDifference, Gradient,
-    Projection, SeededGradient, SimulatedForwardGradient, StepInput,
+    Backprop, CentralDifference, Debiased, Direction, Estimator, ForwardDifference,
+    ForwardGradient, Gradient, Projection, SeededGradient, SimulatedForwardGradient, StepInput,
 };
 use hdo_core::noise::NoiseStream;
 use hdo_core::params::{self, Layout, TensorInfo};
@@ -317,6 +317,15 @@ fn simulated_forward_gradient_is_unbiased_in_both_projections() {
     for projection in [Projection::Global, Projection::PerTensor] {
         let est = SimulatedForwardGradient { rv: 1, projection, direction: Direction::Gaussian };
         let (ratio, _) = bias_ratio(&est, 3000, true);
+        assert!((0.8..1.2).contains(&ratio), "{projection:?}: ratio {ratio}");
+    }
+}
+
+#[test]
+fn forward_gradient_by_forward_mode_is_unbiased_in_both_projections() {
+    for (projection, draws) in [(Projection::Global, 3000), (Projection::PerTensor, 1500)] {
+        let est = ForwardGradient { rv: 1, projection, direction: Direction::Gaussian };
+        let (ratio, _) = bias_ratio(&est, draws, false);
         assert!((0.8..1.2).contains(&ratio), "{projection:?}: ratio {ratio}");
     }
 }

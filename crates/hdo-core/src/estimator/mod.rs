@@ -15,6 +15,7 @@ mod central_difference;
 mod debiased;
 mod direction;
 mod forward_difference;
+mod forward_gradient;
 mod simulated_forward_gradient;
 
 pub use backprop::Backprop;
@@ -22,6 +23,7 @@ pub use central_difference::CentralDifference;
 pub use debiased::{Debiased, MAX_LEVEL};
 pub use direction::{Direction, perturbed};
 pub use forward_difference::ForwardDifference;
+pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;
 
 use crate::config::GroupConfig;
@@ -131,6 +133,8 @@ pub enum EstimatorKind {
     CentralDifference,
     /// Randomized-truncation telescoping estimator (Chen 2020), unbiased for ∇F.
     Debiased,
+    /// `(u·∇F)·u` with `u·∇F` by real forward-mode differentiation (Baydin et al. 2022).
+    ForwardGradient,
     /// Reference mode: backprop, then `(u·g)u` — how the HDO authors simulated forward gradients.
     SimulatedForwardGradient,
 }
@@ -148,6 +152,7 @@ impl EstimatorKind {
             EstimatorKind::ForwardDifference => "forward_difference",
             EstimatorKind::CentralDifference => "central_difference",
             EstimatorKind::Debiased => "debiased",
+            EstimatorKind::ForwardGradient => "forward_gradient",
             EstimatorKind::SimulatedForwardGradient => "simulated_forward_gradient",
         }
     }
@@ -166,6 +171,9 @@ impl EstimatorKind {
             EstimatorKind::CentralDifference => Box::new(CentralDifference { rv, nu, direction }),
             EstimatorKind::Debiased => {
                 Box::new(Debiased { rv, nu, ratio: group.debias_ratio, direction })
+            }
+            EstimatorKind::ForwardGradient => {
+                Box::new(ForwardGradient { rv, projection: group.projection, direction })
             }
             EstimatorKind::SimulatedForwardGradient => {
                 Box::new(SimulatedForwardGradient { rv, projection: group.projection, direction })

@@ -1,0 +1,127 @@
+//! Forward-mode derivatives against autodiff: every model, hence every layer rule (linear,
+//! convolution, BatchNorm in training and evaluation mode, ReLU, max-pooling, cross-entropy).
+
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
+use burn::module::Module;
+use burn::prelude::*;
+use hdo_core::data::batch;
+use hdo_core::estimator::{Backprop, Estimator, Gradient, StepInput, direction_model};
+use hdo_core::noise::NoiseStream;
+use hdo_core::params::{self, Layout};
+use hdo_datasets::mnist;
+use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, ModelConfig, jvp};
+
+/// Relative error of the forward-mode `u·∇F` against `u·(autodiff ∇F)` for one model, in the
+/// given BatchNorm mode, over a few random directions.
+fn check(config: ModelConfig, train: bool) {
+    let plain = Device::flex();
+    let split = mnist::bundled(2000).unwrap();
+    let shape = DataShape { image: split.train.shape, classes: 10 };
+    let model = config.init(shape, &plain);
+    let layout = Layout::of(&model);
+    let mut model = hdo_core::init::initialize(model, &layout, 9);
+    let idx: Vec<usize> = (0..16).collect();
+    if !train {
+        // give the running statistics non-trivial values first
+        let b = batch(&split.train, &idx, &plain);
+        let mut ctx = ForwardCtx::train();
+        model.forward(&b.input, &mut ctx);
+        model = hdo_core::optimizer::update_running_stats(model, &layout, &ctx.batch_stats);
+    }
+    let b = batch(&split.train, &idx, &plain);
+    // autodiff gradient, in the same BatchNorm mode
+    let ad = model.clone().train();
+    let ad_batch = batch(&split.train, &idx, &plain.clone().autodiff());
+    let grad: Vec<f32> = if train {
+        let e = Backprop
+            .estimate(StepInput {
+                model: &ad,
+                batch: &ad_batch,
+                layout: &layout,
+                noise: NoiseStream::new(0, 0, 0),
+            })
+            .unwrap();
+        let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
+        g.into_iter().flat_map(params::download).collect()
+    } else {
+        let logits = ad.forward(&ad_batch.input, &mut ForwardCtx::eval());
+        let loss = hdo_core::estimator::cross_entropy(logits, &ad_batch.targets);
+        let grads = loss.backward();
+        struct V<'a>(&'a burn::tensor::Gradients, Vec<f32>, Vec<String>);
+        impl burn::module::ModuleVisitor for V<'_> {
+            fn enter_module(&mut self, n: &str, _: &str) {
+                self.2.push(n.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.2.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                if self.2.last().is_some_and(|n| n.starts_with("running_")) {
+                    return;
+                }
+                let v = p.val();
+                let n = v.shape().num_elements();
+                let g = v
+                    .grad(self.0)
+                    .map(|g| params::download(g.reshape([n])))
+                    .unwrap_or(vec![0.0; n]);
+                self.1.extend(g);
+            }
+        }
+        let mut v = V(&grads, Vec::new(), Vec::new());
+        ad.visit(&mut v);
+        v.1
+    };
+    for k in 0..3u32 {
+        let noise = NoiseStream::new(4, 1, k as u64);
+        let dir = direction_model(&model, &layout, noise, k, 1.0, None);
+        let mut ctx = if train { ForwardCtx::train() } else { ForwardCtx::eval() };
+        let logits = model.forward_jvp(&dir, &b.input, &mut ctx).unwrap();
+        let (loss, dloss) = jvp::cross_entropy(logits, &b.targets);
+        let dloss = dloss.into_scalar::<f32>() as f64;
+        // u·∇F from autodiff, u regenerated on the host
+        let mut u = vec![0f32; layout.dim as usize];
+        noise.fill_gaussian(k, 0, &mut u);
+        let want: f64 = u.iter().zip(&grad).map(|(&a, &g)| a as f64 * g as f64).sum();
+        let rel = (dloss - want).abs() / want.abs().max(1e-3);
+        eprintln!(
+            "{} train={train} k={k}: jvp {dloss:.6e} autodiff {want:.6e} rel {rel:.1e}",
+            config.name()
+        );
+        assert!(
+            rel <= 1e-4,
+            "{config:?} train={train} direction {k}: jvp {dloss} vs autodiff {want} (rel {rel:e})"
+        );
+        // the primal is the ordinary forward pass
+        let plain_loss = hdo_core::estimator::cross_entropy(
+            model.forward(
+                &b.input,
+                &mut if train { ForwardCtx::train() } else { ForwardCtx::eval() },
+            ),
+            &b.targets,
+        );
+        let (a, p) = (loss.into_scalar::<f32>(), plain_loss.into_scalar::<f32>());
+        assert!((a - p).abs() <= 1e-5 * p.abs().max(1.0), "primal {a} vs forward {p}");
+    }
+}
+
+#[test]
+fn logistic_jvp_matches_autodiff() {
+    check(ModelConfig::Logistic {}, true);
+}
+
+#[test]
+fn mlp_jvp_matches_autodiff() {
+    check(ModelConfig::Mlp(MlpConfig { hidden: vec![32, 16] }), true);
+}
+
+#[test]
+fn cnn_jvp_matches_autodiff_with_batch_statistics() {
+    check(ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![16] }), true);
+}
+
+#[test]
+fn cnn_jvp_matches_autodiff_with_running_statistics() {
+    check(ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![16] }), false);
+}
