@@ -42,6 +42,8 @@ pub struct ExperimentConfig {
     pub data: DataConfig,
     /// Where tensors live: `"cpu"` (burn-flex) or `"wgpu"` (a GPU through wgpu).
     pub device: DeviceChoice,
+    /// Opt-in estimator diagnostics.
+    pub diagnostics: DiagnosticsConfig,
     /// Sweep: one run per variant (each applies its overrides to this config). Empty = one run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variant: Vec<Variant>,
@@ -78,10 +80,21 @@ impl Default for ExperimentConfig {
             model: ModelConfig::Logistic {},
             data: DataConfig::default(),
             device: DeviceChoice::Cpu,
+            diagnostics: DiagnosticsConfig::default(),
             variant: Vec::new(),
             seeds: Vec::new(),
         }
     }
+}
+
+/// `[diagnostics]`: estimator quality, measured against the true minibatch gradient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiagnosticsConfig {
+    /// Every this many rounds, each ZO step also computes the true minibatch gradient by autodiff
+    /// (on a separate copy, for diagnostics only) and reports the cosine similarity and norm ratio
+    /// of its estimate; 0 = off.
+    pub every: u64,
 }
 
 /// `[population]`: how many first-order (`fo`) and zeroth-order (`zo`) nodes.

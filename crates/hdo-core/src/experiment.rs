@@ -146,7 +146,10 @@ impl Experiment {
             let schedule = self.protocol.plan(round, n, gossip_seed);
             let (mut round_sum, mut round_count) = (0.0f64, 0u64);
             for phase in &schedule.phases {
-                let reports = self.population.step(&phase.steps, &self.data.train, cfg.seed)?;
+                let diagnose =
+                    cfg.diagnostics.every > 0 && (round + 1) % cfg.diagnostics.every == 0;
+                let reports =
+                    self.population.step(&phase.steps, &self.data.train, cfg.seed, diagnose)?;
                 for (id, r) in reports {
                     if !r.loss.is_finite() || r.loss as f64 > cfg.max_loss {
                         records.push(self.record(
@@ -166,6 +169,10 @@ impl Experiment {
                     }
                     round_sum += r.loss as f64;
                     round_count += 1;
+                    if let Some((cos, ratio)) = r.diagnostic {
+                        totals.diag =
+                            (totals.diag.0 + cos, totals.diag.1 + ratio, totals.diag.2 + 1);
+                    }
                     totals.forward += r.forward_passes;
                     totals.backward += r.backward_passes;
                 }
@@ -187,6 +194,7 @@ impl Experiment {
             if done % cfg.eval_every == 0 || done == cfg.steps {
                 records.push(self.record(done, &totals, mean_loss(loss_sum, loss_count), start));
                 (loss_sum, loss_count) = (0.0, 0);
+                totals.diag = (0.0, 0.0, 0);
                 write_outputs(out, &title, &records)?;
                 if let Some(last) = records.last() {
                     on_event(Event::Evaluated(last));
@@ -244,6 +252,8 @@ impl Experiment {
             bytes_sent: totals.bytes,
             elapsed_s: start.elapsed().as_secs_f64(),
             train_s: totals.train_s,
+            zo_grad_cosine: (totals.diag.2 > 0).then(|| totals.diag.0 / totals.diag.2 as f64),
+            zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
         }
     }
 }
@@ -261,4 +271,6 @@ struct Totals {
     bytes: u64,
     interactions: f64,
     train_s: f64,
+    /// Diagnostics since the last record: (Σ cosine, Σ norm ratio, count).
+    diag: (f64, f64, u64),
 }

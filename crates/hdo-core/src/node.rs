@@ -3,10 +3,10 @@
 use crate::config::NodeKind;
 use crate::data;
 use crate::error::Error;
-use crate::estimator::{Estimator, StepInput};
+use crate::estimator::{Backprop, Estimator, Gradient, StepInput};
 use crate::noise::NoiseStream;
 use crate::optimizer::{Optimizer, update_running_stats};
-use crate::params::Layout;
+use crate::params::{self, Layout};
 use burn::prelude::*;
 use hdo_datasets::{ImageSet, ShardSampler};
 use hdo_models::Model;
@@ -41,6 +41,9 @@ pub struct StepReport {
     pub forward_passes: u64,
     /// Backward passes.
     pub backward_passes: u64,
+    /// Diagnostics, when requested: cosine similarity and norm ratio `‖G‖/‖∇F‖` of the
+    /// estimate against the true minibatch gradient.
+    pub diagnostic: Option<(f64, f64)>,
 }
 
 impl Node {
@@ -51,12 +54,18 @@ impl Node {
         train: &ImageSet,
         layout: &Layout,
         seed: u64,
+        diagnose: bool,
     ) -> Result<StepReport, Error> {
         let indices = self.sampler.next_batch(self.batch_size);
         let batch = data::batch(train, &indices, &self.device);
         let noise = NoiseStream::new(seed, self.id as u64, self.steps);
         let estimate =
             estimator.estimate(StepInput { model: &self.model, batch: &batch, layout, noise })?;
+        let diagnostic = if diagnose && self.kind == NodeKind::Zo {
+            Some(self.compare_with_true_gradient(&estimate.gradient, train, &indices, layout)?)
+        } else {
+            None
+        };
         // Models move through by-value updates; a clone shares buffers, so this costs nothing.
         let model = update_running_stats(self.model.clone(), layout, &estimate.batch_stats);
         self.model = self.optimizer.step(model, layout, &estimate.gradient, self.steps);
@@ -65,6 +74,44 @@ impl Node {
             loss: estimate.loss,
             forward_passes: estimate.forward_passes,
             backward_passes: estimate.backward_passes,
+            diagnostic,
         })
+    }
+
+    /// Cosine similarity and norm ratio of `gradient` against the minibatch gradient computed by
+    /// autodiff on a separate copy of the replica (diagnostics only: not counted as a pass, the
+    /// replica is untouched).
+    fn compare_with_true_gradient(
+        &self,
+        gradient: &Gradient,
+        train: &ImageSet,
+        indices: &[usize],
+        layout: &Layout,
+    ) -> Result<(f64, f64), Error> {
+        let autodiff = self.device.clone().inner().autodiff();
+        let copy = burn::module::Module::train(self.model.clone());
+        let batch = data::batch(train, indices, &autodiff);
+        let truth = Backprop.estimate(StepInput {
+            model: &copy,
+            batch: &batch,
+            layout,
+            noise: NoiseStream::new(0, 0, 0),
+        })?;
+        let plain = self.device.clone().inner();
+        let (mut dot, mut nn, mut tt) = (0f64, 0f64, 0f64);
+        for info in layout.trainable() {
+            let l = info.trainable.unwrap_or(0);
+            let g = params::download(gradient.tensor(l, info, &plain));
+            let t = params::download(truth.gradient.tensor(l, info, &plain));
+            for (a, b) in g.iter().zip(&t) {
+                dot += *a as f64 * *b as f64;
+                nn += (*a as f64).powi(2);
+                tt += (*b as f64).powi(2);
+            }
+        }
+        Ok((
+            dot / (nn.sqrt() * tt.sqrt()).max(f64::MIN_POSITIVE),
+            nn.sqrt() / tt.sqrt().max(f64::MIN_POSITIVE),
+        ))
     }
 }

@@ -36,6 +36,7 @@ impl Population {
         ids: &[usize],
         train: &ImageSet,
         seed: u64,
+        diagnose: bool,
     ) -> Result<Vec<(usize, StepReport)>, Error> {
         let mut selected = vec![false; self.nodes.len()];
         for &i in ids {
@@ -47,7 +48,7 @@ impl Population {
             .filter(|n| selected[n.id])
             .map(|node| {
                 let est = &estimators[usize::from(node.kind == NodeKind::Zo)];
-                node.step(est.as_ref(), train, layout, seed).map(|r| (node.id, r))
+                node.step(est.as_ref(), train, layout, seed, diagnose).map(|r| (node.id, r))
             })
             .collect()
     }

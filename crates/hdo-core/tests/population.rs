@@ -28,7 +28,7 @@ fn averaging_preserves_the_mean_and_does_not_increase_consensus() {
     .unwrap();
     let train = exp.data.train.clone();
     for _ in 0..2 {
-        exp.population.step(&(0..6).collect::<Vec<_>>(), &train, 1).unwrap();
+        exp.population.step(&(0..6).collect::<Vec<_>>(), &train, 1, false).unwrap();
     }
     let mut gamma = exp.population.consensus();
     assert!(gamma > 0.0);
@@ -71,7 +71,7 @@ fn fo_replicas_stay_trainable_after_averaging_with_zo_replicas() {
     let train = exp.data.train.clone();
     exp.population.average(&[vec![0, 1]]);
     // the FO node can still take a backprop step, and its loss is finite
-    let reports = exp.population.step(&[0, 1], &train, 0).unwrap();
+    let reports = exp.population.step(&[0, 1], &train, 0, false).unwrap();
     assert!(reports.iter().all(|(_, r)| r.loss.is_finite()));
     assert_eq!(reports[0].1.backward_passes, 1);
     assert_eq!(reports[1].1.backward_passes, 0);

@@ -126,3 +126,43 @@ fn local_rounds_delay_communication() {
     assert_eq!(records[1].bytes_sent, 0);
     assert_eq!(records[2].bytes_sent, 2 * 2 * 7850 * 4);
 }
+
+#[test]
+fn diagnostics_show_estimator_quality_improving_with_directions() {
+    let cosine = |rv: u32, estimator: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let (rv, est) = (format!("zo.rv={rv}"), format!("zo.estimator=\"{estimator}\""));
+        let cfg =
+            common::tiny(0, 1, &[&rv, &est, "steps=4", "eval_every=4", "diagnostics.every=1"]);
+        let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+        assert_eq!(records[0].zo_grad_cosine, None);
+        let last = records.last().unwrap();
+        (last.zo_grad_cosine.unwrap(), last.zo_grad_norm_ratio.unwrap())
+    };
+    let (c1, r1) = cosine(1, "forward_gradient");
+    let (c64, r64) = cosine(64, "forward_gradient");
+    // d = 7850: one Gaussian direction has cosine ≈ 1/√d·…, 64 directions ≈ 8× better
+    assert!(c1 > 0.0 && c1 < 0.1, "rv=1 cosine {c1}");
+    assert!(c64 > 3.0 * c1, "rv=64 cosine {c64} vs rv=1 {c1}");
+    // E‖G‖²/‖∇F‖² = (d + rv)/rv for Gaussian directions: √(7914/64) ≈ 11.1
+    assert!((8.0..15.0).contains(&r64), "rv=64 norm ratio {r64} (rv=1: {r1})");
+    let (c_sim, _) = cosine(64, "simulated_forward_gradient");
+    assert!((c_sim - c64).abs() < 0.1, "the simulation estimates the same thing: {c_sim} vs {c64}");
+}
+
+#[test]
+fn every_experiment_file_parses_and_expands() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let runs = hdo_core::sweep::expand(&text, &[])
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!runs.is_empty());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "only {seen} experiment files");
+}

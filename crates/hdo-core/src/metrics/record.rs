@@ -43,17 +43,22 @@ pub struct Record {
     pub elapsed_s: f64,
     /// Wall-clock seconds spent in rounds (local steps and gossip), evaluation excluded.
     pub train_s: f64,
+    /// `[diagnostics]`: mean cosine similarity between ZO estimates and the true minibatch
+    /// gradient since the previous row.
+    pub zo_grad_cosine: Option<f64>,
+    /// `[diagnostics]`: mean `‖G‖ / ‖∇F‖` of ZO estimates since the previous row.
+    pub zo_grad_norm_ratio: Option<f64>,
 }
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio";
 
     /// The record as a CSV line (no newline); empty cells for absent values.
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
@@ -71,7 +76,9 @@ impl Record {
             self.backward_passes,
             self.bytes_sent,
             self.elapsed_s,
-            self.train_s
+            self.train_s,
+            o(self.zo_grad_cosine),
+            o(self.zo_grad_norm_ratio)
         )
     }
 }
