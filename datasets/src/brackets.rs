@@ -167,7 +167,7 @@ pub fn generate_split(
     config: &BracketsConfig,
     seed: u64,
 ) -> Result<(Vec<Example>, Vec<Example>), DataError> {
-    if config.max_len < 2 || config.max_len % 2 != 0 {
+    if config.max_len < 2 || !config.max_len.is_multiple_of(2) {
         return Err(DataError::Inconsistent(format!(
             "max_len must be an even number ≥ 2, got {}",
             config.max_len
