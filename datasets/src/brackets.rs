@@ -230,7 +230,9 @@ pub fn from_jsonl(text: &str, origin: &Path) -> Result<Vec<Example>, DataError> 
             "correct" => true,
             "incorrect" => false,
             other => {
-                return Err(at(format!("label {other:?} is neither \"correct\" nor \"incorrect\"")));
+                return Err(at(format!(
+                    "label {other:?} is neither \"correct\" nor \"incorrect\""
+                )));
             }
         };
         if correct != is_dyck(&brackets) {
