@@ -70,11 +70,19 @@ pub struct BracketsConfig {
     pub max_len: usize,
     /// Fraction of negatives that are hard (balanced) negatives.
     pub hard_fraction: f64,
+    /// Generator seed (the data set stays fixed while the run seed varies).
+    pub seed: u64,
 }
 
 impl Default for BracketsConfig {
     fn default() -> Self {
-        BracketsConfig { train: 25_600, validation: 2_560, max_len: 256, hard_fraction: 0.5 }
+        BracketsConfig {
+            train: 25_600,
+            validation: 2_560,
+            max_len: 256,
+            hard_fraction: 0.5,
+            seed: 0,
+        }
     }
 }
 
@@ -250,6 +258,55 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Example>, DataError> {
     from_jsonl(&text, path)
 }
 
+/// Tokenised examples: `len` ids per example, labels (correct = 0, incorrect = 1) and which
+/// examples are hard negatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSet {
+    /// `n × len` token ids.
+    pub tokens: Vec<u32>,
+    /// Tokens per example.
+    pub len: usize,
+    /// Class per example.
+    pub labels: Vec<u8>,
+    /// Hard negative per example.
+    pub hard: Vec<bool>,
+    /// Vocabulary size.
+    pub vocab: usize,
+}
+
+impl TokenSet {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Tokenise `examples`, padding each to `len` tokens (at least the longest string + 2).
+pub fn tokenize(examples: &[Example], len: usize) -> Result<TokenSet, DataError> {
+    let longest = examples.iter().map(|e| e.brackets.len() + 2).max().unwrap_or(2);
+    if len < longest {
+        return Err(DataError::Inconsistent(format!(
+            "sequence length {len} is shorter than the longest example ({longest} tokens)"
+        )));
+    }
+    let mut tokens = Vec::with_capacity(examples.len() * len);
+    for e in examples {
+        tokens.extend(encode(&e.brackets, len));
+    }
+    Ok(TokenSet {
+        tokens,
+        len,
+        labels: examples.iter().map(|e| u8::from(!e.correct)).collect(),
+        hard: examples.iter().map(Example::is_hard_negative).collect(),
+        vocab: token::VOCAB,
+    })
+}
+
 /// Token ids `[<start>] + brackets + [<stop>]`, padded with `<pad>` to `len` (which must fit).
 pub fn encode(brackets: &[bool], len: usize) -> Vec<u32> {
     let mut t = Vec::with_capacity(len.max(brackets.len() + 2));
@@ -265,7 +322,7 @@ mod tests {
     use super::*;
 
     fn small() -> BracketsConfig {
-        BracketsConfig { train: 640, validation: 128, max_len: 32, hard_fraction: 0.5 }
+        BracketsConfig { train: 640, validation: 128, max_len: 32, hard_fraction: 0.5, seed: 0 }
     }
 
     #[test]

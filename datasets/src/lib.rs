@@ -17,6 +17,7 @@ pub mod images;
 pub mod mnist;
 pub mod split;
 
+pub use brackets::{BracketsConfig, TokenSet};
 pub use error::DataError;
 pub use images::ImageSet;
 pub use split::{ShardSampler, hdo_split};

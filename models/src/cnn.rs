@@ -5,7 +5,7 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
-use crate::{BatchNorm, DataShape, Dual, ForwardCtx, Input, jvp};
+use crate::{BatchNorm, Dual, ForwardCtx, Input, jvp};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -61,9 +61,9 @@ pub struct Cnn {
 }
 
 impl CnnConfig {
-    /// Build the CNN for `shape`.
-    pub fn init(&self, shape: DataShape, device: &Device) -> Cnn {
-        let [c, h, w] = shape.image;
+    /// Build the CNN for images of `image`.
+    pub fn init(&self, image: [usize; 3], classes: usize, device: &Device) -> Cnn {
+        let [c, h, w] = image;
         let mut inputs = c;
         let convs = self
             .channels
@@ -90,7 +90,7 @@ impl CnnConfig {
             convs,
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             dense,
-            head: LinearConfig::new(features, shape.classes).init(device),
+            head: LinearConfig::new(features, classes).init(device),
         }
     }
 }
@@ -98,7 +98,7 @@ impl CnnConfig {
 impl Cnn {
     /// Logits `[batch, classes]`.
     pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
-        let Input::Images(mut x) = input.clone();
+        let Input::Images(mut x) = input.clone() else { panic!("the CNN takes image inputs") };
         for (i, block) in self.convs.iter().enumerate() {
             x = relu(block.norm.forward(block.conv.forward(x), ctx)); // [b, c_i, h, w]
             if i >= 1 {
@@ -115,7 +115,7 @@ impl Cnn {
     /// Logits and their derivative along `direction`'s parameters (same layer order as
     /// [`Cnn::forward`], so batch statistics are reported in the same order).
     pub fn forward_jvp(&self, direction: &Cnn, input: &Input, ctx: &mut ForwardCtx) -> Dual<2> {
-        let Input::Images(x) = input.clone();
+        let Input::Images(x) = input.clone() else { panic!("the CNN takes image inputs") };
         let mut x = Dual::constant(x);
         for (i, (block, dir)) in self.convs.iter().zip(&direction.convs).enumerate() {
             let y = jvp::conv2d_dual(&block.conv, &dir.conv, x);

@@ -5,16 +5,19 @@
 //! one pass carrying tangents — no backward pass, no graph, memory ≈ two activations. The
 //! parameter tangents are given as a second module of the same architecture whose trainable
 //! tensors hold `u` (its running statistics are ignored). Each function here is the derivative
-//! rule of one layer; models compose them in `forward_jvp`. Checked against autodiff per layer
+//! rule of one layer (linear, convolution, batch and layer normalisation, ReLU, GELU, max-pooling,
+//! embeddings, residual sums, dropout, causal softmax attention, cross-entropy); models compose
+//! them in `forward_jvp`. Checked against autodiff per layer
 //! and per model in `crates/hdo-core/tests/jvp.rs`.
 
+use crate::transformer::{Block, Norm};
 use crate::{BatchNorm, ForwardCtx};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Linear, PaddingConfig2d};
+use burn::nn::{Embedding, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::module::{conv2d, max_pool2d_with_indices};
+use burn::tensor::module::{conv2d, linear as burn_linear, max_pool2d_with_indices};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 /// A value and its directional derivative.
@@ -39,16 +42,94 @@ impl<const D: usize> Dual<D> {
     }
 }
 
-/// `y = x·W + b` → `ẏ = ẋ·W + x·Ẇ + ḃ` (`W` is `[in, out]`).
-pub fn linear(layer: &Linear, dir: &Linear, x: Dual<2>) -> Dual<2> {
-    let (w, dw) = (layer.weight.val(), dir.weight.val());
-    let mut primal = x.primal.clone().matmul(w.clone());
-    let mut tangent = x.tangent.matmul(w) + x.primal.matmul(dw);
-    if let (Some(b), Some(db)) = (&layer.bias, &dir.bias) {
-        primal = primal + b.val().unsqueeze_dim(0);
-        tangent = tangent + db.val().unsqueeze_dim(0);
-    }
+/// `y = x·W + b` → `ẏ = ẋ·W + x·Ẇ + ḃ` (`W` is `[in, out]`; any leading dimensions).
+pub fn linear<const D: usize>(layer: &Linear, dir: &Linear, x: Dual<D>) -> Dual<D> {
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let dbias = dir.bias.as_ref().map(|b| b.val());
+    let primal = burn_linear(x.primal.clone(), layer.weight.val(), bias);
+    let tangent = burn_linear(x.tangent, layer.weight.val(), None)
+        + burn_linear(x.primal, dir.weight.val(), dbias);
     Dual { primal, tangent }
+}
+
+/// Sum of two duals (residual connections, embeddings + positions), broadcasting like `+`.
+pub fn add<const D: usize>(a: Dual<D>, b: Dual<D>) -> Dual<D> {
+    Dual { primal: a.primal + b.primal, tangent: a.tangent + b.tangent }
+}
+
+/// Embedding lookup: the tangent is the direction's rows for the same tokens.
+pub fn embedding(layer: &Embedding, dir: &Embedding, tokens: Tensor<2, Int>) -> Dual<3> {
+    Dual {
+        primal: burn::tensor::module::embedding(layer.weight.val(), tokens.clone()),
+        tangent: burn::tensor::module::embedding(dir.weight.val(), tokens),
+    }
+}
+
+/// Layer normalisation over the last dimension:
+/// `ẏ = γ̇·x̂ + β̇ + γ·(ẋ − mean ẋ − x̂·mean(ẋ·x̂))/σ`.
+pub fn layer_norm(layer: &Norm, dir: &Norm, x: Dual<3>) -> Dual<3> {
+    let mean = x.primal.clone().mean_dim(2);
+    let centered = x.primal - mean;
+    let var = centered.clone().powi_scalar(2).mean_dim(2);
+    let std = (var + Norm::EPSILON).sqrt();
+    let xhat = centered / std.clone();
+    let dmean = x.tangent.clone().mean_dim(2);
+    let dproj = (x.tangent.clone() * xhat.clone()).mean_dim(2);
+    let dxhat = (x.tangent - dmean - xhat.clone() * dproj) / std;
+    let row = |p: &burn::module::Param<Tensor<1>>| p.val().unsqueeze_dims::<3>(&[0, 1]);
+    Dual {
+        primal: xhat.clone() * row(&layer.gamma) + row(&layer.beta),
+        tangent: xhat * row(&dir.gamma) + row(&dir.beta) + dxhat * row(&layer.gamma),
+    }
+}
+
+/// GELU `y = x·Φ(x)` (exact, erf-based, as Burn's): `ẏ = ẋ·(Φ(x) + x·φ(x))`.
+pub fn gelu<const D: usize>(x: Dual<D>) -> Dual<D> {
+    let cdf = (x.primal.clone() * std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0) * 0.5;
+    let pdf = (x.primal.clone().powi_scalar(2) * -0.5).exp()
+        * (1.0 / (2.0 * std::f64::consts::PI).sqrt());
+    let slope = cdf + x.primal.clone() * pdf;
+    Dual { primal: burn::tensor::activation::gelu(x.primal), tangent: x.tangent * slope }
+}
+
+/// Dropout with the context's next mask (the same mask for primal and tangent).
+pub fn dropout<const D: usize>(x: Dual<D>, p: f64, ctx: &mut ForwardCtx) -> Dual<D> {
+    let dims = x.primal.dims();
+    match ctx.dropout_mask(p, dims, &x.primal.device()) {
+        Some(m) => Dual { primal: x.primal * m.clone(), tangent: x.tangent * m },
+        None => x,
+    }
+}
+
+/// Causal multi-head self-attention (see [`crate::transformer::attention`]):
+/// `S = QKᵀ/√d_h` → `Ṡ = (Q̇Kᵀ + QK̇ᵀ)/√d_h`; `A = softmax(S)` → `Ȧ = A⊙(Ṡ − Σ_j A⊙Ṡ)`;
+/// `O = AV` → `Ȯ = ȦV + AV̇`; masked scores are constant.
+pub fn attention(
+    block: &Block,
+    dir: &Block,
+    heads: usize,
+    x: Dual<3>,
+    mask: &Tensor<2, Bool>,
+) -> Dual<3> {
+    let [b, t, w] = x.primal.dims();
+    let dh = w / heads;
+    let split = |z: Tensor<3>| -> Tensor<4> { z.reshape([b, t, heads, dh]).swap_dims(1, 2) };
+    let qkv = linear(&block.qkv, &dir.qkv, x);
+    let part = |z: &Tensor<3>, i: usize| split(z.clone().slice([0..b, 0..t, i * w..(i + 1) * w]));
+    let (q, k, v) = (part(&qkv.primal, 0), part(&qkv.primal, 1), part(&qkv.primal, 2));
+    let (dq, dk, dv) = (part(&qkv.tangent, 0), part(&qkv.tangent, 1), part(&qkv.tangent, 2));
+    let scale = 1.0 / (dh as f64).sqrt();
+    let full_mask = mask.clone().unsqueeze_dims::<4>(&[0, 1]).expand([b, heads, t, t]);
+    let scores = (q.clone().matmul(k.clone().swap_dims(2, 3)) * scale)
+        .mask_fill(full_mask.clone(), f32::NEG_INFINITY);
+    let dscores = ((dq.matmul(k.swap_dims(2, 3)) + q.matmul(dk.swap_dims(2, 3))) * scale)
+        .mask_fill(full_mask, 0.0);
+    let a = softmax(scores, 3);
+    let da = a.clone() * (dscores.clone() - (a.clone() * dscores).sum_dim(3));
+    let out = a.clone().matmul(v.clone());
+    let dout = da.matmul(v) + a.matmul(dv);
+    let merge = |z: Tensor<4>| -> Tensor<3> { z.swap_dims(1, 2).reshape([b, t, w]) };
+    linear(&block.proj, &dir.proj, Dual { primal: merge(out), tangent: merge(dout) })
 }
 
 /// `y = conv(x, W) + b` → `ẏ = conv(ẋ, W) + conv(x, Ẇ) + ḃ`.

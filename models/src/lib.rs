@@ -14,12 +14,14 @@ pub mod cnn;
 pub mod jvp;
 pub mod logistic;
 pub mod mlp;
+pub mod transformer;
 
 pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, CnnConfig};
 pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use mlp::{Mlp, MlpConfig};
+pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,8 @@ use serde::{Deserialize, Serialize};
 pub enum Input {
     /// Images `[batch, channels, height, width]`.
     Images(Tensor<4>),
+    /// Token ids `[batch, length]`.
+    Tokens(Tensor<2, Int>),
 }
 
 impl Input {
@@ -36,6 +40,7 @@ impl Input {
     pub fn batch_size(&self) -> usize {
         match self {
             Input::Images(x) => x.dims()[0],
+            Input::Tokens(x) => x.dims()[0],
         }
     }
 }
@@ -48,27 +53,104 @@ pub struct ForwardCtx {
     /// Batch statistics `(mean, unbiased variance)` of each normalisation layer, in visiting order,
     /// filled in training mode.
     pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    /// Dropout masks are a pure function of this seed and the layer's call index (training mode
+    /// only; no dropout without a seed). Passes that must see the same network — the perturbed
+    /// evaluations of one zeroth-order step — share the seed.
+    pub dropout_seed: Option<u64>,
+    /// Dropout layers called so far in this pass.
+    pub dropout_calls: u64,
 }
 
 impl ForwardCtx {
-    /// A training-mode context.
+    /// A training-mode context (no dropout).
     pub fn train() -> Self {
-        ForwardCtx { train: true, batch_stats: Vec::new() }
+        ForwardCtx { train: true, ..Default::default() }
     }
 
-    /// An evaluation-mode context (running statistics, nothing reported).
-    pub fn eval() -> Self {
-        ForwardCtx { train: false, batch_stats: Vec::new() }
+    /// A training-mode context whose dropout masks come from `seed`.
+    pub fn train_seeded(seed: u64) -> Self {
+        ForwardCtx { train: true, dropout_seed: Some(seed), ..Default::default() }
     }
+
+    /// An evaluation-mode context (running statistics, no dropout, nothing reported).
+    pub fn eval() -> Self {
+        ForwardCtx::default()
+    }
+
+    /// The keep-mask (`1/(1−p)` or 0) of the next dropout layer for `shape`, or `None` when no
+    /// dropout applies. Bits come from SplitMix64 of `(seed, call, element)`: reproducible on any
+    /// device and thread.
+    pub fn dropout_mask<const D: usize>(
+        &mut self,
+        p: f64,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Option<Tensor<D>> {
+        let seed = self.dropout_seed.filter(|_| self.train && p > 0.0)?;
+        let call = self.dropout_calls;
+        self.dropout_calls += 1;
+        let n: usize = shape.iter().product();
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let threshold = (p * (1u64 << 53) as f64) as u64;
+        let base = splitmix(seed ^ splitmix(call.wrapping_add(0xD0)));
+        let values: Vec<f32> = (0..n as u64)
+            .map(|i| if splitmix(base ^ i) >> 11 < threshold { 0.0 } else { scale })
+            .collect();
+        Some(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Shape of the data a model is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataShape {
-    /// `[channels, height, width]` of one image.
-    pub image: [usize; 3],
+    /// One example's input.
+    pub input: InputShape,
     /// Number of classes.
     pub classes: usize,
+}
+
+/// One example's input shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputShape {
+    /// `[channels, height, width]`.
+    Image([usize; 3]),
+    /// A token sequence of `len` ids below `vocab`.
+    Tokens {
+        /// Vocabulary size.
+        vocab: usize,
+        /// Sequence length.
+        len: usize,
+    },
+}
+
+impl DataShape {
+    /// Images of `[c, h, w]`.
+    pub fn image(image: [usize; 3], classes: usize) -> Self {
+        DataShape { input: InputShape::Image(image), classes }
+    }
+
+    /// `[c, h, w]` for image data.
+    pub fn image_dims(&self) -> Option<[usize; 3]> {
+        match self.input {
+            InputShape::Image(d) => Some(d),
+            InputShape::Tokens { .. } => None,
+        }
+    }
+
+    /// `(vocab, len)` for token data.
+    pub fn tokens(&self) -> Option<(usize, usize)> {
+        match self.input {
+            InputShape::Tokens { vocab, len } => Some((vocab, len)),
+            InputShape::Image(_) => None,
+        }
+    }
 }
 
 /// Every model hdo can train.
@@ -80,6 +162,8 @@ pub enum Model {
     Mlp(Mlp),
     /// The HDO paper's CNN.
     Cnn(Cnn),
+    /// The HDO paper's Brackets Transformer.
+    Transformer(Transformer),
 }
 
 impl Model {
@@ -89,6 +173,7 @@ impl Model {
             Model::Logistic(m) => m.forward(input),
             Model::Mlp(m) => m.forward(input, ctx),
             Model::Cnn(m) => m.forward(input, ctx),
+            Model::Transformer(m) => m.forward(input, ctx),
         }
     }
 
@@ -105,6 +190,7 @@ impl Model {
             (Model::Logistic(m), Model::Logistic(d)) => Some(m.forward_jvp(d, input)),
             (Model::Mlp(m), Model::Mlp(d)) => Some(m.forward_jvp(d, input)),
             (Model::Cnn(m), Model::Cnn(d)) => Some(m.forward_jvp(d, input, ctx)),
+            (Model::Transformer(m), Model::Transformer(d)) => Some(m.forward_jvp(d, input, ctx)),
             _ => None,
         }
     }
@@ -120,17 +206,24 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     /// The HDO CNN.
     Cnn(CnnConfig),
+    /// The HDO Brackets Transformer.
+    Transformer(TransformerConfig),
 }
 
 impl ModelConfig {
     /// Build the model on `device` (parameters are initialised lazily by Burn; callers
-    /// re-initialise them from an explicit seed).
-    pub fn init(&self, shape: DataShape, device: &Device) -> Model {
-        match self {
-            ModelConfig::Logistic {} => Model::Logistic(Logistic::new(shape, device)),
-            ModelConfig::Mlp(c) => Model::Mlp(c.init(shape, device)),
-            ModelConfig::Cnn(c) => Model::Cnn(c.init(shape, device)),
-        }
+    /// re-initialise them from an explicit seed). Fails when the data does not suit the model.
+    pub fn init(&self, shape: DataShape, device: &Device) -> Result<Model, String> {
+        let image =
+            || shape.image_dims().ok_or_else(|| format!("model {} needs image data", self.name()));
+        Ok(match self {
+            ModelConfig::Logistic {} => {
+                Model::Logistic(Logistic::new(image()?, shape.classes, device))
+            }
+            ModelConfig::Mlp(c) => Model::Mlp(c.init(image()?, shape.classes, device)),
+            ModelConfig::Cnn(c) => Model::Cnn(c.init(image()?, shape.classes, device)),
+            ModelConfig::Transformer(c) => Model::Transformer(c.init(shape, device)?),
+        })
     }
 
     /// The config's `kind` name.
@@ -139,14 +232,16 @@ impl ModelConfig {
             ModelConfig::Logistic {} => "logistic",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Cnn(_) => "cnn",
+            ModelConfig::Transformer(_) => "transformer",
         }
     }
 }
 
-/// Flatten images to `[batch, features]`.
+/// Flatten images to `[batch, features]` (token ids as numbers, for completeness).
 pub(crate) fn flatten(input: &Input) -> Tensor<2> {
     match input {
         Input::Images(x) => x.clone().flatten(1, 3),
+        Input::Tokens(t) => t.clone().float(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
-use crate::{DataShape, Dual, Input, flatten, flatten_dual, jvp};
+use crate::{Dual, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -16,10 +16,10 @@ pub struct Logistic {
 }
 
 impl Logistic {
-    /// A model for `shape` (784 → 10 on MNIST).
-    pub fn new(shape: DataShape, device: &Device) -> Self {
-        let features = shape.image.iter().product();
-        Logistic { linear: LinearConfig::new(features, shape.classes).init(device) }
+    /// A model for images of `image` (784 → 10 on MNIST).
+    pub fn new(image: [usize; 3], classes: usize, device: &Device) -> Self {
+        let features = image.iter().product();
+        Logistic { linear: LinearConfig::new(features, classes).init(device) }
     }
 
     /// Logits `[batch, classes]`.

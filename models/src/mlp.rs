@@ -1,6 +1,6 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
-use crate::{DataShape, Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
+use crate::{Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -21,11 +21,11 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
-    /// Build the MLP for `shape`.
-    pub fn init(&self, shape: DataShape, device: &Device) -> Mlp {
-        let mut widths = vec![shape.image.iter().product::<usize>()];
+    /// Build the MLP for images of `image`.
+    pub fn init(&self, image: [usize; 3], classes: usize, device: &Device) -> Mlp {
+        let mut widths = vec![image.iter().product::<usize>()];
         widths.extend(&self.hidden);
-        widths.push(shape.classes);
+        widths.push(classes);
         let layers =
             widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
         Mlp { layers }

@@ -60,8 +60,8 @@ fn mib(b: usize) -> String {
 fn main() {
     let plain = Device::flex();
     let split = hdo_datasets::mnist::bundled(2000).unwrap();
-    let shape = DataShape { image: split.train.shape, classes: 10 };
-    let model = ModelConfig::Cnn(CnnConfig::default()).init(shape, &plain);
+    let shape = DataShape::image(split.train.shape, 10);
+    let model = ModelConfig::Cnn(CnnConfig::default()).init(shape, &plain).unwrap();
     let layout = Layout::of(&model);
     let model = hdo_core::init::initialize(model, &layout, 0);
     let idx: Vec<usize> = (0..256).collect();

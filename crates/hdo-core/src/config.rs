@@ -192,6 +192,8 @@ impl Default for GroupConfig {
 pub enum DatasetKind {
     /// MNIST digits.
     Mnist,
+    /// Brackets: is a `(`/`)` string correctly bracketed?
+    Brackets,
 }
 
 /// `[data]`.
@@ -210,6 +212,14 @@ pub struct DataConfig {
     pub eval_limit: Option<usize>,
     /// Examples per forward pass during evaluation.
     pub eval_batch: usize,
+    /// Brackets generator settings (`[data.brackets]`).
+    pub brackets: hdo_datasets::BracketsConfig,
+    /// Brackets: training examples from this JSON-lines file instead of the generator.
+    pub train_file: Option<PathBuf>,
+    /// Brackets: validation examples from this JSON-lines file instead of the generator.
+    pub validation_file: Option<PathBuf>,
+    /// Brackets: tokens per sequence (default `2·max_len + 2`, the authors' 514).
+    pub seq_len: Option<usize>,
 }
 
 impl Default for DataConfig {
@@ -221,6 +231,10 @@ impl Default for DataConfig {
             validation: 2000,
             eval_limit: None,
             eval_batch: 1000,
+            brackets: hdo_datasets::BracketsConfig::default(),
+            train_file: None,
+            validation_file: None,
+            seq_len: None,
         }
     }
 }

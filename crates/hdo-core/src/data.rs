@@ -3,8 +3,8 @@
 use crate::config::{DataConfig, DatasetKind};
 use crate::error::Error;
 use burn::prelude::*;
-use hdo_datasets::{ImageSet, mnist};
-use hdo_models::{DataShape, Input};
+use hdo_datasets::{ImageSet, TokenSet, brackets, mnist};
+use hdo_models::{DataShape, Input, InputShape};
 
 /// A minibatch on a device.
 #[derive(Debug, Clone)]
@@ -15,17 +15,58 @@ pub struct Batch {
     pub targets: Tensor<1, Int>,
 }
 
+/// Labelled examples of one kind.
+#[derive(Debug, Clone)]
+pub enum Examples {
+    /// Images (MNIST).
+    Images(ImageSet),
+    /// Token sequences (Brackets).
+    Tokens(TokenSet),
+}
+
+impl Examples {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            Examples::Images(s) => s.len(),
+            Examples::Tokens(s) => s.len(),
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hard negatives (token data only), one flag per example.
+    pub fn hard(&self) -> Option<&[bool]> {
+        match self {
+            Examples::Images(_) => None,
+            Examples::Tokens(s) => Some(&s.hard),
+        }
+    }
+
+    /// The examples `indices` as a batch on `device`.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Batch {
+        match self {
+            Examples::Images(s) => image_batch(s, indices, device),
+            Examples::Tokens(s) => token_batch(s, indices, device),
+        }
+    }
+}
+
 /// Training and validation examples.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// What nodes train on (split into shards).
-    pub train: ImageSet,
+    pub train: Examples,
     /// What every node is evaluated on.
-    pub validation: ImageSet,
+    pub validation: Examples,
 }
 
 impl Dataset {
-    /// Load the data set a config names (bundled, from a directory, or downloaded first).
+    /// Load the data set a config names: MNIST bundled, from a directory or downloaded first;
+    /// Brackets generated from its seed or read from the authors' JSON-lines files.
     pub fn load(config: &DataConfig) -> Result<Dataset, Error> {
         match config.dataset {
             DatasetKind::Mnist => {
@@ -38,19 +79,47 @@ impl Dataset {
                     }
                     None => mnist::bundled(config.validation)?,
                 };
-                Ok(Dataset { train: split.train, validation: split.validation })
+                Ok(Dataset {
+                    train: Examples::Images(split.train),
+                    validation: Examples::Images(split.validation),
+                })
+            }
+            DatasetKind::Brackets => {
+                let b = &config.brackets;
+                let (mut train, mut validation) = brackets::generate_split(b, b.seed)?;
+                if let Some(path) = &config.train_file {
+                    train = brackets::read_jsonl(path)?;
+                }
+                if let Some(path) = &config.validation_file {
+                    validation = brackets::read_jsonl(path)?;
+                }
+                let longest = train
+                    .iter()
+                    .chain(&validation)
+                    .map(|e| e.brackets.len() + 2)
+                    .max()
+                    .unwrap_or(2);
+                let len = config.seq_len.unwrap_or((2 * b.max_len + 2).max(longest));
+                Ok(Dataset {
+                    train: Examples::Tokens(brackets::tokenize(&train, len)?),
+                    validation: Examples::Tokens(brackets::tokenize(&validation, len)?),
+                })
             }
         }
     }
 
     /// Input shape and classes, for building models.
     pub fn shape(&self) -> DataShape {
-        DataShape { image: self.train.shape, classes: self.train.classes }
+        match &self.train {
+            Examples::Images(s) => DataShape::image(s.shape, s.classes),
+            Examples::Tokens(s) => {
+                DataShape { input: InputShape::Tokens { vocab: s.vocab, len: s.len }, classes: 2 }
+            }
+        }
     }
 }
 
-/// The examples `indices` of `set` as a batch on `device`.
-pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> Batch {
+fn image_batch(set: &ImageSet, indices: &[usize], device: &Device) -> Batch {
     let m = set.image_len();
     let mut pixels = Vec::with_capacity(indices.len() * m);
     let mut labels = Vec::with_capacity(indices.len());
@@ -64,21 +133,42 @@ pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> Batch {
     Batch { input: Input::Images(x), targets: y }
 }
 
+fn token_batch(set: &TokenSet, indices: &[usize], device: &Device) -> Batch {
+    let mut ids = Vec::with_capacity(indices.len() * set.len);
+    for &i in indices {
+        ids.extend(set.tokens[i * set.len..(i + 1) * set.len].iter().map(|&t| t as i64));
+    }
+    let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i] as i64).collect();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(ids, [indices.len(), set.len]), device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), device);
+    Batch { input: Input::Tokens(x), targets: y }
+}
+
+/// The examples `indices` of an image set as a batch on `device`.
+pub fn batch(set: &ImageSet, indices: &[usize], device: &Device) -> Batch {
+    image_batch(set, indices, device)
+}
+
 /// The validation set cut into evaluation batches, uploaded once.
 #[derive(Debug, Clone)]
 pub struct ValidationSet {
     /// Evaluation batches.
     pub batches: Vec<Batch>,
+    /// Hard-negative flags per batch (token data only).
+    pub hard: Option<Vec<Vec<bool>>>,
     /// Examples in total.
     pub len: usize,
 }
 
 impl ValidationSet {
     /// Upload the first `limit` (or all) examples of `set` in batches of `batch_size`.
-    pub fn new(set: &ImageSet, limit: Option<usize>, batch_size: usize, device: &Device) -> Self {
+    pub fn new(set: &Examples, limit: Option<usize>, batch_size: usize, device: &Device) -> Self {
         let len = limit.unwrap_or(set.len()).min(set.len());
         let indices: Vec<usize> = (0..len).collect();
-        let batches = indices.chunks(batch_size).map(|c| batch(set, c, device)).collect();
-        ValidationSet { batches, len }
+        let batches = indices.chunks(batch_size).map(|c| set.batch(c, device)).collect();
+        let hard = set.hard().map(|h| {
+            indices.chunks(batch_size).map(|c| c.iter().map(|&i| h[i]).collect()).collect()
+        });
+        ValidationSet { batches, hard, len }
     }
 }

@@ -12,6 +12,8 @@ pub struct Evaluation {
     pub loss: f64,
     /// Fraction classified correctly.
     pub accuracy: f64,
+    /// Accuracy on hard negatives (Brackets: balanced but incorrect strings), when the data has them.
+    pub hard_accuracy: Option<f64>,
 }
 
 /// Evaluate `model` (running statistics, no autodiff graph) on `validation`.
@@ -19,13 +21,32 @@ pub fn evaluate(model: &Model, validation: &ValidationSet) -> Evaluation {
     let model = model.valid();
     let mut loss_sum = 0.0f64;
     let mut correct = 0i64;
-    for b in &validation.batches {
+    let (mut hard_hits, mut hard_total) = (0usize, 0usize);
+    for (i, b) in validation.batches.iter().enumerate() {
         let n = b.targets.dims()[0];
         let logits = model.forward(&b.input, &mut ForwardCtx::eval());
-        let hits = logits.clone().argmax(1).reshape([n]).equal(b.targets.clone()).int().sum();
-        correct += hits.into_scalar::<i64>();
+        let hits = logits.clone().argmax(1).reshape([n]).equal(b.targets.clone());
+        if let Some(hard) = validation.hard.as_ref().map(|h| &h[i]) {
+            let flags = hits
+                .clone()
+                .into_data()
+                .convert::<bool>()
+                .try_into_vec::<bool>()
+                .unwrap_or_default();
+            for (hit, &is_hard) in flags.iter().zip(hard) {
+                if is_hard {
+                    hard_total += 1;
+                    hard_hits += usize::from(*hit);
+                }
+            }
+        }
+        correct += hits.int().sum().into_scalar::<i64>();
         loss_sum += cross_entropy(logits, &b.targets).into_scalar::<f32>() as f64 * n as f64;
     }
     let n = validation.len.max(1) as f64;
-    Evaluation { loss: loss_sum / n, accuracy: correct as f64 / n }
+    Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        hard_accuracy: (hard_total > 0).then(|| hard_hits as f64 / hard_total as f64),
+    }
 }

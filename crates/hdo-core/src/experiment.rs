@@ -54,7 +54,10 @@ impl Experiment {
         let data = Dataset::load(&config.data)?;
         let plain = device::select(config.device)?;
         let autodiff = plain.clone().autodiff();
-        let base = config.model.init(data.shape(), &plain);
+        let base = config
+            .model
+            .init(data.shape(), &plain)
+            .map_err(|problem| Error::Config { key: "model.kind".into(), problem })?;
         let layout = Layout::of(&base);
         let base = init::initialize(base, &layout, config.seed);
         let (n_fo, n_zo) = (config.population.fo, config.population.zo);
@@ -238,6 +241,10 @@ impl Experiment {
             parallel_time: totals.interactions / pop.len() as f64,
             mean_val_loss: mean_loss,
             mean_val_acc: mean(None, acc).unwrap_or(f64::NAN),
+            mean_val_acc_hard: {
+                let v: Vec<f64> = evals.iter().filter_map(|(_, e)| e.hard_accuracy).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            },
             std_val_loss: std,
             mean_model_val_loss: mean_model.loss,
             mean_model_val_acc: mean_model.accuracy,

@@ -1,14 +1,14 @@
 //! A node: one model replica with its kind, data shard, optimizer state and step counter.
 
 use crate::config::NodeKind;
-use crate::data;
+use crate::data::Examples;
 use crate::error::Error;
 use crate::estimator::{Backprop, Estimator, Gradient, StepInput};
 use crate::noise::NoiseStream;
 use crate::optimizer::{Optimizer, update_running_stats};
 use crate::params::{self, Layout};
 use burn::prelude::*;
-use hdo_datasets::{ImageSet, ShardSampler};
+use hdo_datasets::ShardSampler;
 use hdo_models::Model;
 
 /// One member of the population.
@@ -51,18 +51,24 @@ impl Node {
     pub fn step(
         &mut self,
         estimator: &dyn Estimator,
-        train: &ImageSet,
+        train: &Examples,
         layout: &Layout,
         seed: u64,
         diagnose: bool,
     ) -> Result<StepReport, Error> {
         let indices = self.sampler.next_batch(self.batch_size);
-        let batch = data::batch(train, &indices, &self.device);
+        let batch = train.batch(&indices, &self.device);
         let noise = NoiseStream::new(seed, self.id as u64, self.steps);
         let estimate =
             estimator.estimate(StepInput { model: &self.model, batch: &batch, layout, noise })?;
         let diagnostic = if diagnose && self.kind == NodeKind::Zo {
-            Some(self.compare_with_true_gradient(&estimate.gradient, train, &indices, layout)?)
+            Some(self.compare_with_true_gradient(
+                &estimate.gradient,
+                train,
+                &indices,
+                layout,
+                noise,
+            )?)
         } else {
             None
         };
@@ -84,19 +90,15 @@ impl Node {
     fn compare_with_true_gradient(
         &self,
         gradient: &Gradient,
-        train: &ImageSet,
+        train: &Examples,
         indices: &[usize],
         layout: &Layout,
+        noise: NoiseStream,
     ) -> Result<(f64, f64), Error> {
         let autodiff = self.device.clone().inner().autodiff();
         let copy = burn::module::Module::train(self.model.clone());
-        let batch = data::batch(train, indices, &autodiff);
-        let truth = Backprop.estimate(StepInput {
-            model: &copy,
-            batch: &batch,
-            layout,
-            noise: NoiseStream::new(0, 0, 0),
-        })?;
+        let batch = train.batch(indices, &autodiff);
+        let truth = Backprop.estimate(StepInput { model: &copy, batch: &batch, layout, noise })?;
         let plain = self.device.clone().inner();
         let (mut dot, mut nn, mut tt) = (0f64, 0f64, 0f64);
         for info in layout.trainable() {

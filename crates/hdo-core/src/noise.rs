@@ -219,6 +219,11 @@ impl NoiseStream {
         NoiseStream { key: [k as u32, (k >> 32) as u32], step: step as u32 }
     }
 
+    /// A seed for this step's dropout masks (shared by all passes of the step).
+    pub fn dropout_seed(&self) -> u64 {
+        mix(((self.key[1] as u64) << 32 | self.key[0] as u64) ^ mix(self.step as u64 ^ 0xD50F))
+    }
+
     #[inline(always)]
     fn block(&self, direction: u32, block: u64) -> [u32; 4] {
         philox4x32_10([block as u32, (block >> 32) as u32, self.step, direction], self.key)

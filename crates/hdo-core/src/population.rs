@@ -1,12 +1,12 @@
 //! The population: nodes, their shared layout and estimators, and the operations of a round.
 
 use crate::config::NodeKind;
+use crate::data::Examples;
 use crate::error::Error;
 use crate::estimator::Estimator;
 use crate::node::{Node, StepReport};
 use crate::params::{self, Layout};
 use burn::prelude::*;
-use hdo_datasets::ImageSet;
 use rayon::prelude::*;
 
 /// All nodes of a run. FO nodes come first (`0..n_fo`), then ZO nodes.
@@ -34,7 +34,7 @@ impl Population {
     pub fn step(
         &mut self,
         ids: &[usize],
-        train: &ImageSet,
+        train: &Examples,
         seed: u64,
         diagnose: bool,
     ) -> Result<Vec<(usize, StepReport)>, Error> {

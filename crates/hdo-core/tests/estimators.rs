@@ -67,8 +67,8 @@ fn forward_difference_is_unbiased_for_grad_f_nu_on_a_quadratic() {
 
 fn logistic_setup(device: &Device) -> (hdo_models::Model, Layout, hdo_core::data::Batch) {
     let split = mnist::bundled(2000).expect("bundled data");
-    let shape = DataShape { image: split.train.shape, classes: 10 };
-    let model = ModelConfig::Logistic {}.init(shape, device);
+    let shape = DataShape::image(split.train.shape, 10);
+    let model = ModelConfig::Logistic {}.init(shape, device).unwrap();
     let layout = Layout::of(&model);
     let model = hdo_core::init::initialize(model, &layout, 5);
     let b = batch(&split.train, &(0..8).collect::<Vec<_>>(), device);
@@ -99,7 +99,7 @@ fn backprop_matches_the_analytic_logistic_gradient() {
     // analytic, on the host
     let ps = params::collect(&model).into_iter().map(params::download).collect::<Vec<_>>();
     let (w, bias) = (&ps[0], &ps[1]); // weight [784, 10], bias [10]
-    let hdo_models::Input::Images(x) = b.input.clone();
+    let hdo_models::Input::Images(x) = b.input.clone() else { panic!("image batch expected") };
     let x = params::download(x.reshape([8 * 784]));
     let y: Vec<i64> = b.targets.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
     let (mut gw, mut gb) = (vec![0f64; 7840], vec![0f64; 10]);

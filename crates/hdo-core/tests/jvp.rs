@@ -17,8 +17,8 @@ use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, ModelConfig, jvp};
 fn check(config: ModelConfig, train: bool) {
     let plain = Device::flex();
     let split = mnist::bundled(2000).unwrap();
-    let shape = DataShape { image: split.train.shape, classes: 10 };
-    let model = config.init(shape, &plain);
+    let shape = DataShape::image(split.train.shape, 10);
+    let model = config.init(shape, &plain).unwrap();
     let layout = Layout::of(&model);
     let mut model = hdo_core::init::initialize(model, &layout, 9);
     let idx: Vec<usize> = (0..16).collect();
@@ -124,4 +124,76 @@ fn cnn_jvp_matches_autodiff_with_batch_statistics() {
 #[test]
 fn cnn_jvp_matches_autodiff_with_running_statistics() {
     check(ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![16] }), false);
+}
+
+/// The Transformer's forward mode (embeddings, positions, layer norm, causal attention, GELU,
+/// residuals, dropout with a shared mask, flatten/mean/last pooling) against autodiff.
+#[test]
+fn transformer_jvp_matches_autodiff() {
+    use hdo_datasets::brackets::{BracketsConfig, generate_split, tokenize};
+    use hdo_models::{Pooling, TransformerConfig};
+    let plain = Device::flex();
+    let cfg = BracketsConfig { train: 64, validation: 16, max_len: 8, hard_fraction: 0.5, seed: 0 };
+    let (train, _) = generate_split(&cfg, 1).unwrap();
+    let set = hdo_core::data::Examples::Tokens(tokenize(&train, 18).unwrap());
+    let idx: Vec<usize> = (0..12).collect();
+    let shape =
+        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 18 }, classes: 2 };
+    for pooling in [Pooling::Flatten, Pooling::Mean, Pooling::Last] {
+        let tcfg = TransformerConfig { pooling, dropout: 0.1, ..TransformerConfig::default() };
+        let model = ModelConfig::Transformer(tcfg).init(shape, &plain).unwrap();
+        let layout = Layout::of(&model);
+        let model = hdo_core::init::initialize(model, &layout, 3);
+        let b = set.batch(&idx, &plain);
+        let ad = model.clone().train();
+        let ad_b = set.batch(&idx, &plain.clone().autodiff());
+        let noise = NoiseStream::new(4, 1, 0);
+        // both passes use the step's dropout masks
+        let e = Backprop
+            .estimate(StepInput { model: &ad, batch: &ad_b, layout: &layout, noise })
+            .unwrap();
+        let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
+        let grad: Vec<f32> = g.into_iter().flat_map(params::download).collect();
+        let dir = direction_model(&model, &layout, noise, 0, 1.0, None);
+        let mut ctx = ForwardCtx::train_seeded(noise.dropout_seed());
+        let logits = model.forward_jvp(&dir, &b.input, &mut ctx).unwrap();
+        let (loss, dloss) = jvp::cross_entropy(logits, &b.targets);
+        let mut u = vec![0f32; layout.dim as usize];
+        noise.fill_gaussian(0, 0, &mut u);
+        let want: f64 = u.iter().zip(&grad).map(|(&a, &g)| a as f64 * g as f64).sum();
+        let got = dloss.into_scalar::<f32>() as f64;
+        let rel = (got - want).abs() / want.abs().max(1e-3);
+        assert!(rel <= 1e-4, "{pooling:?}: jvp {got} vs autodiff {want} (rel {rel:e})");
+        assert!((loss.into_scalar::<f32>() - e.loss).abs() < 1e-5, "primal loss differs");
+    }
+}
+
+/// Causal masking: changing a later token never changes an earlier position's hidden state
+/// (seen through `last` pooling of truncated prefixes being unaffected, and directly through the
+/// attention output).
+#[test]
+fn transformer_attention_is_causal_and_shapes_are_right() {
+    use hdo_models::TransformerConfig;
+    use hdo_models::transformer::{attention, causal_mask};
+    let plain = Device::flex();
+    let shape =
+        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 10 }, classes: 2 };
+    let model = ModelConfig::Transformer(TransformerConfig::default()).init(shape, &plain).unwrap();
+    let layout = Layout::of(&model);
+    let model = hdo_core::init::initialize(model, &layout, 1);
+    let hdo_models::Model::Transformer(t) = &model else { panic!() };
+    let tokens = |last: i64| {
+        let v: Vec<i64> = vec![0, 4, 4, 5, 5, 4, 5, 1, 2, last];
+        Tensor::<2, Int>::from_data(TensorData::new(v, [1, 10]), &plain)
+    };
+    let hidden = |tok: Tensor<2, Int>| {
+        let h = t.tokens.forward(tok) + t.positions.val().unsqueeze_dim(0);
+        attention(&t.blocks[0], t.heads, t.blocks[0].norm1.forward(h), &causal_mask(10, &plain))
+    };
+    let a = params::download(hidden(tokens(2)).reshape([40]));
+    let b = params::download(hidden(tokens(5)).reshape([40]));
+    assert_eq!(a[..36], b[..36], "positions 0..9 must not see token 9");
+    assert_ne!(a[36..], b[36..], "position 9 sees its own token");
+    let logits = model.forward(&hdo_models::Input::Tokens(tokens(2)), &mut ForwardCtx::eval());
+    assert_eq!(logits.dims(), [1, 2]);
 }

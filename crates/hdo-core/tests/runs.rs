@@ -166,3 +166,50 @@ fn every_experiment_file_parses_and_expands() {
     }
     assert!(seen >= 4, "only {seen} experiment files");
 }
+
+#[test]
+fn a_tiny_brackets_population_learns_above_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../experiments/fig4_brackets.toml"
+    ))
+    .unwrap();
+    let sets: Vec<String> = [
+        "variant=[]",
+        "seeds=[]",
+        "population.fo=2",
+        "population.zo=2",
+        "data.brackets.max_len=8",
+        "data.brackets.train=512",
+        "data.brackets.validation=256",
+        "zo.rv=4",
+        "zo.batch_size=32",
+        "fo.batch_size=32",
+        "steps=60",
+        "eval_every=30",
+        "local_rounds=0",
+        "fo.warmup=10",
+        "zo.warmup=10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = hdo_core::ExperimentConfig::from_toml(&text, &sets).unwrap();
+    let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+    let last = records.last().unwrap();
+    assert!(last.mean_val_acc > 0.75, "accuracy {}", last.mean_val_acc);
+    assert!(
+        last.mean_val_acc_hard.is_some_and(|h| h > 0.5),
+        "hard-negative accuracy {:?}",
+        last.mean_val_acc_hard
+    );
+    assert!(last.zo_val_acc.is_some() && last.fo_val_acc.is_some());
+}
+
+#[test]
+fn a_model_that_does_not_fit_the_data_is_a_config_error() {
+    let cfg = common::tiny(1, 0, &["model.kind=\"transformer\""]);
+    let err = Experiment::new(cfg).err().unwrap().to_string();
+    assert!(err.contains("model.kind") && err.contains("token"), "{err}");
+}

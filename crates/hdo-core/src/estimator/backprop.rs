@@ -5,7 +5,6 @@ use crate::error::Error;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Gradients;
-use hdo_models::ForwardCtx;
 
 /// `G = ∇F(x; ξ)`, one forward and one backward pass. The model must live on an autodiff device.
 #[derive(Debug, Clone, Copy)]
@@ -13,7 +12,7 @@ pub struct Backprop;
 
 impl Estimator for Backprop {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        let mut ctx = ForwardCtx::train();
+        let mut ctx = input.train_ctx();
         let logits = input.model.forward(&input.batch.input, &mut ctx);
         let loss = cross_entropy(logits, &input.batch.targets);
         let value = scalar(loss.clone().inner());

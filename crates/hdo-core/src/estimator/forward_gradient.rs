@@ -4,7 +4,7 @@ use super::{Direction, Estimate, Estimator, Projection, StepInput, seeded};
 use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{self, Layout, upload};
-use hdo_models::{ForwardCtx, Model, jvp};
+use hdo_models::{Model, jvp};
 
 /// `G = (c/rv) Σ_k (u_k·∇F) u_k`, where the directional derivative `u_k·∇F` is computed exactly
 /// by one forward pass that carries tangents ([`hdo_models::jvp`]) — no backward pass, no autodiff
@@ -60,7 +60,7 @@ impl Estimator for ForwardGradient {
             for b in 0..blocks {
                 let only = (blocks > 1).then_some(b);
                 let dir = direction_model(input.model, input.layout, input.noise, k, s, only);
-                let mut ctx = ForwardCtx::train();
+                let mut ctx = input.train_ctx();
                 let logits =
                     input.model.forward_jvp(&dir, &input.batch.input, &mut ctx).ok_or_else(
                         || Error::Device("forward_jvp: direction has another architecture".into()),

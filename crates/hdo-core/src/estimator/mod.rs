@@ -47,6 +47,14 @@ pub struct StepInput<'a> {
     pub noise: NoiseStream,
 }
 
+impl StepInput<'_> {
+    /// A training-mode forward context whose dropout masks are this step's: every pass of one
+    /// estimate (unperturbed, perturbed, forward-mode) sees the same network.
+    pub fn train_ctx(&self) -> ForwardCtx {
+        ForwardCtx::train_seeded(self.noise.dropout_seed())
+    }
+}
+
 /// An estimator's result.
 pub struct Estimate {
     /// The gradient estimate `G`.
@@ -184,7 +192,7 @@ impl EstimatorKind {
 
 /// Loss at the unperturbed parameters, with the batch statistics to fold into running stats.
 pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1>)>) {
-    let mut ctx = ForwardCtx::train();
+    let mut ctx = input.train_ctx();
     let logits = input.model.forward(&input.batch.input, &mut ctx);
     (scalar(cross_entropy(logits, &input.batch.targets)), ctx.batch_stats)
 }
@@ -193,7 +201,7 @@ pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1
 /// not report them.
 pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
     let moved = perturbed(input.model, input.layout, input.noise, k, scale);
-    let logits = moved.forward(&input.batch.input, &mut ForwardCtx::train());
+    let logits = moved.forward(&input.batch.input, &mut input.train_ctx());
     scalar(cross_entropy(logits, &input.batch.targets))
 }
 

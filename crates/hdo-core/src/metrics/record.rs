@@ -15,6 +15,8 @@ pub struct Record {
     pub mean_val_loss: f64,
     /// Mean over nodes of each node's validation accuracy.
     pub mean_val_acc: f64,
+    /// Mean over nodes of the accuracy on hard negatives (Brackets only).
+    pub mean_val_acc_hard: Option<f64>,
     /// Standard deviation over nodes of the validation loss.
     pub std_val_loss: f64,
     /// Validation loss of the mean model (every float tensor averaged over nodes).
@@ -52,17 +54,18 @@ pub struct Record {
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio";
 
     /// The record as a CSV line (no newline); empty cells for absent values.
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
             self.mean_val_acc,
+            o(self.mean_val_acc_hard),
             self.std_val_loss,
             self.mean_model_val_loss,
             self.mean_model_val_acc,

@@ -1,0 +1,274 @@
+//! The HDO paper's Brackets Transformer (Figure 4): pre-LayerNorm causal self-attention blocks
+//! over token and learned position embeddings, and a linear head over the pooled sequence.
+//!
+//! Defaults are the authors' model: 2 blocks, 2 heads, width 4, MLP 4 → 16 → 4 with GELU, no
+//! biases in linear layers, learned positions, head over the flattened sequence, dropout 0.1
+//! (after attention and after the MLP, seeded through [`ForwardCtx`]). Width, depth, heads and
+//! pooling (`flatten`, `mean`, `last`) are configurable. Attention is written out (scores, causal
+//! mask, softmax, values) so that its forward-mode rule in [`crate::jvp`] mirrors it exactly.
+
+use crate::jvp::{self, Dual};
+use crate::{DataShape, ForwardCtx, Input};
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How the sequence of hidden states becomes one vector for the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Concatenate every position (the authors'): head input `len × width`.
+    #[default]
+    Flatten,
+    /// Average over positions.
+    Mean,
+    /// The last position (it has seen the whole sequence under the causal mask).
+    Last,
+}
+
+/// Options of `[model] kind = "transformer"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// Model width.
+    pub width: usize,
+    /// Attention heads (must divide `width`).
+    pub heads: usize,
+    /// Blocks.
+    pub depth: usize,
+    /// Hidden width of each block's MLP.
+    pub mlp: usize,
+    /// Pooling before the head.
+    pub pooling: Pooling,
+    /// Dropout probability.
+    pub dropout: f64,
+}
+
+impl Default for TransformerConfig {
+    fn default() -> Self {
+        TransformerConfig {
+            width: 4,
+            heads: 2,
+            depth: 2,
+            mlp: 16,
+            pooling: Pooling::Flatten,
+            dropout: 0.1,
+        }
+    }
+}
+
+/// Layer normalisation over the last dimension, with scale and shift.
+#[derive(Module, Debug)]
+pub struct Norm {
+    /// Scale.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift.
+    pub beta: Param<Tensor<1>>,
+}
+
+impl Norm {
+    /// Added to the variance.
+    pub const EPSILON: f64 = 1e-5;
+
+    fn new(width: usize, device: &Device) -> Self {
+        Norm {
+            gamma: Param::from_tensor(Tensor::ones([width], device)),
+            beta: Param::from_tensor(Tensor::zeros([width], device)),
+        }
+    }
+
+    /// `γ·(x − mean)/√(var + ε) + β` over the last dimension.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mean = x.clone().mean_dim(2);
+        let centered = x - mean;
+        let var = centered.clone().powi_scalar(2).mean_dim(2);
+        let xhat = centered / (var + Self::EPSILON).sqrt();
+        xhat * self.gamma.val().unsqueeze_dims::<3>(&[0, 1])
+            + self.beta.val().unsqueeze_dims::<3>(&[0, 1])
+    }
+}
+
+/// One pre-LN block: `h + drop(attn(LN(h)))`, then `h + drop(MLP(LN(h)))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    /// Norm before attention.
+    pub norm1: Norm,
+    /// Query, key and value projections, fused: `[width, 3·width]`.
+    pub qkv: Linear,
+    /// Output projection.
+    pub proj: Linear,
+    /// Norm before the MLP.
+    pub norm2: Norm,
+    /// MLP up-projection.
+    pub fc1: Linear,
+    /// MLP down-projection.
+    pub fc2: Linear,
+}
+
+/// The model.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    /// Token embeddings `[vocab, width]`.
+    pub tokens: Embedding,
+    /// Learned position embeddings `[len, width]`.
+    pub positions: Param<Tensor<2>>,
+    /// The blocks.
+    pub blocks: Vec<Block>,
+    /// Classifier over the pooled sequence.
+    pub head: Linear,
+    /// Attention heads.
+    pub heads: usize,
+    /// Pooling code: 0 flatten, 1 mean, 2 last.
+    pub pooling: usize,
+    /// Dropout probability.
+    pub dropout: f64,
+}
+
+impl TransformerConfig {
+    /// Build the model for token sequences of `shape`.
+    pub fn init(&self, shape: DataShape, device: &Device) -> Result<Transformer, String> {
+        let (vocab, len) =
+            shape.tokens().ok_or("the transformer needs a token data set (e.g. brackets)")?;
+        if self.heads == 0 || !self.width.is_multiple_of(self.heads) {
+            return Err(format!(
+                "model.heads = {} must divide model.width = {}",
+                self.heads, self.width
+            ));
+        }
+        let lin = |i: usize, o: usize| LinearConfig::new(i, o).with_bias(false).init(device);
+        let blocks = (0..self.depth)
+            .map(|_| Block {
+                norm1: Norm::new(self.width, device),
+                qkv: lin(self.width, 3 * self.width),
+                proj: lin(self.width, self.width),
+                norm2: Norm::new(self.width, device),
+                fc1: lin(self.width, self.mlp),
+                fc2: lin(self.mlp, self.width),
+            })
+            .collect();
+        let pooled = match self.pooling {
+            Pooling::Flatten => len * self.width,
+            Pooling::Mean | Pooling::Last => self.width,
+        };
+        Ok(Transformer {
+            tokens: EmbeddingConfig::new(vocab, self.width).init(device),
+            positions: Param::from_tensor(Tensor::zeros([len, self.width], device)),
+            blocks,
+            head: lin(pooled, shape.classes),
+            heads: self.heads,
+            pooling: self.pooling as usize,
+            dropout: self.dropout,
+        })
+    }
+}
+
+/// `true` above the diagonal: position `i` may not attend to `j > i`.
+pub fn causal_mask(len: usize, device: &Device) -> Tensor<2, Bool> {
+    let v: Vec<bool> = (0..len * len).map(|k| k % len > k / len).collect();
+    Tensor::from_data(TensorData::new(v, [len, len]), device)
+}
+
+impl Transformer {
+    fn tokens_of(input: &Input) -> Tensor<2, Int> {
+        match input {
+            Input::Tokens(t) => t.clone(),
+            Input::Images(_) => panic!("the transformer takes token inputs"),
+        }
+    }
+
+    /// Logits `[batch, classes]`.
+    pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
+        let tokens = Self::tokens_of(input);
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let mask = causal_mask(t, &device);
+        let mut h =
+            self.tokens.forward(tokens) + self.positions.val().narrow(0, 0, t).unsqueeze_dim(0); // [b, t, w]
+        for block in &self.blocks {
+            let a = attention(block, self.heads, block.norm1.forward(h.clone()), &mask);
+            h = h + drop(a, self.dropout, ctx);
+            let m = block.fc2.forward(burn::tensor::activation::gelu(
+                block.fc1.forward(block.norm2.forward(h.clone())),
+            ));
+            h = h + drop(m, self.dropout, ctx);
+        }
+        let w = h.dims()[2];
+        let pooled: Tensor<2> = match self.pooling {
+            0 => h.reshape([b, t * w]),
+            1 => h.mean_dim(1).reshape([b, w]),
+            _ => h.slice([0..b, t - 1..t]).reshape([b, w]),
+        };
+        self.head.forward(pooled)
+    }
+
+    /// Logits and their derivative along `direction`'s parameters (same dropout masks as
+    /// [`Transformer::forward`] with the same context seed).
+    pub fn forward_jvp(
+        &self,
+        direction: &Transformer,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Dual<2> {
+        let tokens = Self::tokens_of(input);
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let mask = causal_mask(t, &device);
+        let pos = Dual {
+            primal: self.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
+            tangent: direction.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
+        };
+        let emb = jvp::embedding(&self.tokens, &direction.tokens, tokens);
+        let mut h = jvp::add(emb, pos);
+        for (block, dir) in self.blocks.iter().zip(&direction.blocks) {
+            let a = jvp::layer_norm(&block.norm1, &dir.norm1, h.clone());
+            let a = jvp::attention(block, dir, self.heads, a, &mask);
+            h = jvp::add(h, jvp::dropout(a, self.dropout, ctx));
+            let m = jvp::layer_norm(&block.norm2, &dir.norm2, h.clone());
+            let m =
+                jvp::linear(&block.fc2, &dir.fc2, jvp::gelu(jvp::linear(&block.fc1, &dir.fc1, m)));
+            h = jvp::add(h, jvp::dropout(m, self.dropout, ctx));
+        }
+        let w = h.primal.dims()[2];
+        let pooled: Dual<2> = match self.pooling {
+            0 => h.reshape([b, t * w]),
+            1 => Dual {
+                primal: h.primal.mean_dim(1).reshape([b, w]),
+                tangent: h.tangent.mean_dim(1).reshape([b, w]),
+            },
+            _ => Dual {
+                primal: h.primal.slice([0..b, t - 1..t]).reshape([b, w]),
+                tangent: h.tangent.slice([0..b, t - 1..t]).reshape([b, w]),
+            },
+        };
+        jvp::linear(&self.head, &direction.head, pooled)
+    }
+}
+
+/// Multiply by the next dropout mask, if any.
+fn drop(x: Tensor<3>, p: f64, ctx: &mut ForwardCtx) -> Tensor<3> {
+    let dims = x.dims();
+    match ctx.dropout_mask(p, dims, &x.device()) {
+        Some(m) => x * m,
+        None => x,
+    }
+}
+
+/// Causal multi-head self-attention of `x` `[b, t, w]`.
+pub fn attention(block: &Block, heads: usize, x: Tensor<3>, mask: &Tensor<2, Bool>) -> Tensor<3> {
+    let [b, t, w] = x.dims();
+    let dh = w / heads;
+    let split = |z: Tensor<3>| -> Tensor<4> { z.reshape([b, t, heads, dh]).swap_dims(1, 2) }; // [b, h, t, dh]
+    let qkv = block.qkv.forward(x);
+    let q = split(qkv.clone().slice([0..b, 0..t, 0..w]));
+    let k = split(qkv.clone().slice([0..b, 0..t, w..2 * w]));
+    let v = split(qkv.slice([0..b, 0..t, 2 * w..3 * w]));
+    let scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt(); // [b, h, t, t]
+    let scores = scores.mask_fill(
+        mask.clone().unsqueeze_dims::<4>(&[0, 1]).expand([b, heads, t, t]),
+        f32::NEG_INFINITY,
+    );
+    let weights = burn::tensor::activation::softmax(scores, 3);
+    let out = weights.matmul(v).swap_dims(1, 2).reshape([b, t, w]);
+    block.proj.forward(out)
+}
