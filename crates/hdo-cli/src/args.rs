@@ -15,6 +15,7 @@ use std::path::PathBuf;
   hdo run experiments/fig1_cnn.toml --steps 200 --out runs/cnn-short --seed 3
   hdo run experiments/quickstart.toml --set protocol.kind=\\\"all_reduce\\\" --set zo.rv=32
   hdo run experiments/fig2_logistic.toml --data-dir ~/mnist --download
+  hdo bench --out bench.json              # step costs, peak memory, population scaling
 
 Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png."
 )]
@@ -29,6 +30,28 @@ pub struct Cli {
 pub enum Command {
     /// Train a population described by an experiment TOML file.
     Run(RunArgs),
+    /// Measure step costs, peak memory, the direction floor and population scaling.
+    Bench(BenchArgs),
+}
+
+/// `hdo bench`.
+#[derive(Debug, Parser)]
+pub struct BenchArgs {
+    /// Device to measure.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Repetitions per step measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Rounds per population size (the first is discarded as warm-up).
+    #[arg(long, default_value_t = 4)]
+    pub rounds: u64,
+    /// Fewer population sizes (for a quick look).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `hdo run`.

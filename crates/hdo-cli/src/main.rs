@@ -1,6 +1,7 @@
 //! `hdo`: run hybrid decentralized optimization experiments.
 
 mod args;
+mod bench;
 mod progress;
 
 use anyhow::Context;
@@ -10,6 +11,9 @@ use hdo_core::{Experiment, sweep};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: bench::CountingAlloc = bench::CountingAlloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -18,6 +22,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,7 @@
 //! Randomness is always a pure function of the run seed and coordinates (node, step, direction,
 //! round), never of global state: the same config and seed give identical metrics on a device.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod device;

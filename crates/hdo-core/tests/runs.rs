@@ -213,3 +213,17 @@ fn a_model_that_does_not_fit_the_data_is_a_config_error() {
     let err = Experiment::new(cfg).err().unwrap().to_string();
     assert!(err.contains("model.kind") && err.contains("token"), "{err}");
 }
+
+#[test]
+fn bench_population_scaling_reports_rounds_and_the_noise_floor() {
+    let rows = hdo_core::bench::population_scaling("cpu", &[(1, 0), (1, 2)], 2).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.seconds_per_round > 0.0));
+    assert_eq!(rows[0].gaussians_per_round, 0);
+    // 2 ZO nodes × 128 directions × 2 generations × 7850 parameters
+    assert_eq!(rows[1].gaussians_per_round, 2 * 128 * 2 * 7850);
+    assert!(
+        rows[1].generation_floor_s > 0.0
+            && rows[1].generation_floor_s < rows[1].seconds_per_round * 10.0
+    );
+}

@@ -1,0 +1,244 @@
+//! Benchmarks behind `hdo bench`: what one step, one average and one round cost.
+//!
+//! Timings are medians of repeated runs on the chosen device; peak memory comes from a
+//! [`HeapMeter`] the binary provides (a counting global allocator: CPU heap only).
+
+use crate::config::{ExperimentConfig, MomentumStyle, ScheduleKind};
+use crate::data::{Dataset, Examples};
+use crate::error::Error;
+use crate::estimator::{
+    Backprop, Direction, Estimator, ForwardDifference, ForwardGradient, Projection, StepInput,
+};
+use crate::experiment::Experiment;
+use crate::noise::NoiseStream;
+use crate::optimizer::Optimizer;
+use crate::params::{self, Layout};
+use crate::schedule::LrSchedule;
+use burn::module::Module;
+use burn::prelude::*;
+use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Peak heap bytes while a closure runs (provided by the binary's allocator).
+pub trait HeapMeter {
+    /// Start measuring; returns an opaque baseline.
+    fn start(&self) -> usize;
+    /// Peak bytes above the baseline since `start`.
+    fn peak_since(&self, baseline: usize) -> usize;
+}
+
+/// One measured operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// What was measured, e.g. `cnn / zo forward_difference rv 8`.
+    pub name: String,
+    /// Median seconds per operation.
+    pub seconds: f64,
+    /// Peak heap above the resting state, bytes (CPU only).
+    pub peak_bytes: Option<usize>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median wall time of `f` over `reps` runs (after one warm-up), and its peak heap.
+fn measure(
+    name: String,
+    reps: usize,
+    device: &Device,
+    meter: Option<&dyn HeapMeter>,
+    mut f: impl FnMut(),
+) -> Measurement {
+    f();
+    let _ = device.sync();
+    let mut times = Vec::with_capacity(reps);
+    let mut peak = 0usize;
+    for _ in 0..reps {
+        let base = meter.map(|m| m.start());
+        let t = Instant::now();
+        f();
+        let _ = device.sync();
+        times.push(t.elapsed().as_secs_f64());
+        if let (Some(m), Some(b)) = (meter, base) {
+            peak = peak.max(m.peak_since(b));
+        }
+    }
+    Measurement { name, seconds: median(times), peak_bytes: meter.map(|_| peak) }
+}
+
+fn models() -> Vec<(&'static str, ModelConfig, usize)> {
+    vec![
+        ("logistic", ModelConfig::Logistic {}, 2),
+        ("mlp", ModelConfig::Mlp(MlpConfig::default()), 8),
+        ("cnn", ModelConfig::Cnn(CnnConfig::default()), 256),
+    ]
+}
+
+/// Per-step costs of every model: inference, FO step, ZO steps (rv 1, 8, 64, 128), forward
+/// gradient (rv 8) and a pair average, at the batch sizes of the HDO experiments.
+pub fn steps(
+    device: &Device,
+    reps: usize,
+    meter: Option<&dyn HeapMeter>,
+) -> Result<Vec<Measurement>, Error> {
+    let data = Dataset::load(&crate::config::DataConfig::default())?;
+    let Examples::Images(train) = &data.train else {
+        return Err(Error::Device("image data expected".into()));
+    };
+    let mut out = Vec::new();
+    for (name, config, batch_size) in models() {
+        let shape = DataShape::image(train.shape, train.classes);
+        let model = config
+            .init(shape, device)
+            .map_err(|p| Error::Config { key: "model".into(), problem: p })?;
+        let layout = Layout::of(&model);
+        let model = crate::init::initialize(model, &layout, 0);
+        let idx: Vec<usize> = (0..batch_size).collect();
+        let batch = data.train.batch(&idx, device);
+        let ad_device = device.clone().autodiff();
+        let ad_batch = data.train.batch(&idx, &ad_device);
+        let ad_model = model.clone().train();
+        let noise = NoiseStream::new(0, 0, 0);
+        let schedule = LrSchedule { lr: 0.01, kind: ScheduleKind::Constant, warmup: 0, total: 1 };
+        let label = |what: &str| format!("{name} (batch {batch_size}) / {what}");
+        out.push(measure(label("inference pass"), reps, device, meter, || {
+            let logits = model.forward(&batch.input, &mut ForwardCtx::train());
+            let _ = crate::estimator::cross_entropy(logits, &batch.targets).into_scalar::<f32>();
+        }));
+        out.push(measure(label("FO step (backprop + update)"), reps, device, meter, || {
+            let e = Backprop
+                .estimate(StepInput { model: &ad_model, batch: &ad_batch, layout: &layout, noise })
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Sgd, false);
+            let _ = opt.step(ad_model.clone(), &layout, &e.gradient, 0);
+        }));
+        let zo = |est: &dyn Estimator| {
+            let e = est
+                .estimate(StepInput { model: &model, batch: &batch, layout: &layout, noise })
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Ema, false);
+            let _ = opt.step(model.clone(), &layout, &e.gradient, 0);
+        };
+        for rv in [1u32, 8, 64, 128] {
+            if name == "cnn" && rv > 8 && reps > 1 {
+                // 64/128 directions × batch 256: once is enough to read off the cost
+                out.push(measure(
+                    label(&format!("ZO step forward_difference rv {rv}")),
+                    1,
+                    device,
+                    meter,
+                    || zo(&ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian }),
+                ));
+                continue;
+            }
+            out.push(measure(
+                label(&format!("ZO step forward_difference rv {rv}")),
+                reps,
+                device,
+                meter,
+                || zo(&ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian }),
+            ));
+        }
+        out.push(measure(label("ZO step forward_gradient rv 8"), reps, device, meter, || {
+            zo(&ForwardGradient {
+                rv: 8,
+                projection: Projection::Global,
+                direction: Direction::Gaussian,
+            })
+        }));
+        let other = crate::init::initialize(model.clone(), &layout, 1);
+        out.push(measure(label("pair average"), reps, device, meter, || {
+            let (a, b) = (params::collect(&model), params::collect(&other));
+            let mean: Vec<Tensor<1>> = a.into_iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+            let _ = params::load(model.clone(), &mean);
+            let _ = params::load(other.clone(), &mean);
+        }));
+    }
+    Ok(out)
+}
+
+/// Seconds to generate `n` Gaussian direction values on one thread.
+pub fn noise_seconds(n: usize) -> f64 {
+    let mut buf = vec![0f32; 1 << 16];
+    let s = NoiseStream::new(0, 0, 0);
+    let t = Instant::now();
+    let mut done = 0usize;
+    let mut k = 0u32;
+    while done < n {
+        let m = buf.len().min(n - done);
+        s.fill_gaussian(k, 0, &mut buf[..m]);
+        done += m;
+        k += 1;
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// One population size's round rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    /// FO nodes.
+    pub fo: usize,
+    /// ZO nodes.
+    pub zo: usize,
+    /// Median seconds per round (local steps + gossip, no evaluation).
+    pub seconds_per_round: f64,
+    /// Gaussian numbers a round generates (directions + their regeneration for the update).
+    pub gaussians_per_round: u64,
+    /// Seconds just to generate them on all cores (the floor of a ZO-heavy round).
+    pub generation_floor_s: f64,
+}
+
+/// Rounds of logistic populations (batch 2, rv 128, matching, the Figure 2 setting) of the given
+/// sizes, on `device`.
+pub fn population_scaling(
+    device: &str,
+    sizes: &[(usize, usize)],
+    rounds: u64,
+) -> Result<Vec<Scaling>, Error> {
+    let per_thread = noise_seconds(1 << 24) / (1u64 << 24) as f64;
+    let threads = rayon::current_num_threads().max(1) as f64;
+    let mut out = Vec::new();
+    for &(fo, zo) in sizes {
+        let sets = [
+            format!("population.fo={fo}"),
+            format!("population.zo={zo}"),
+            "fo.batch_size=2".into(),
+            "zo.batch_size=2".into(),
+            "zo.rv=128".into(),
+            format!("steps={}", rounds + 1),
+            format!("eval_every={}", rounds + 1),
+            "data.eval_limit=1".into(),
+            format!("device=\"{device}\""),
+        ];
+        let cfg = ExperimentConfig::from_toml("", &sets)?;
+        let mut exp = Experiment::new(cfg)?;
+        let dir = std::env::temp_dir().join(format!("hdo-bench-{}-{fo}-{zo}", std::process::id()));
+        let mut times = Vec::new();
+        let mut last = Instant::now();
+        exp.run(&dir, &mut |e| {
+            if let crate::experiment::Event::Round { .. } = e {
+                times.push(last.elapsed().as_secs_f64());
+            }
+            last = Instant::now();
+        })?;
+        let _ = std::fs::remove_dir_all(&dir);
+        times.remove(0); // first round: warm-up
+        let gaussians = zo as u64 * 128 * 2 * exp.population.layout.dim;
+        out.push(Scaling {
+            fo,
+            zo,
+            seconds_per_round: median(times),
+            gaussians_per_round: gaussians,
+            generation_floor_s: gaussians as f64 * per_thread / threads,
+        });
+    }
+    Ok(out)
+}
+
+/// Model `m`'s size in bytes (all float tensors).
+pub fn model_bytes(m: &Model) -> usize {
+    Layout::of(m).total_numel() as usize * 4
+}
