@@ -16,7 +16,7 @@ use crate::params::{self, Layout};
 use crate::schedule::LrSchedule;
 use burn::module::Module;
 use burn::prelude::*;
-use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig};
+use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, ModelConfig};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -236,9 +236,4 @@ pub fn population_scaling(
         });
     }
     Ok(out)
-}
-
-/// Model `m`'s size in bytes (all float tensors).
-pub fn model_bytes(m: &Model) -> usize {
-    Layout::of(m).total_numel() as usize * 4
 }
