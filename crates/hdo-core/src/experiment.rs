@@ -61,6 +61,17 @@ impl Experiment {
         let layout = Layout::of(&base);
         let base = init::initialize(base, &layout, config.seed);
         let (n_fo, n_zo) = (config.population.fo, config.population.zo);
+        for (key, n) in [("population.fo", n_fo), ("population.zo", n_zo)] {
+            if n > data.train.len() {
+                return Err(Error::Config {
+                    key: key.into(),
+                    problem: format!(
+                        "{n} nodes but only {} training examples to share among them",
+                        data.train.len()
+                    ),
+                });
+            }
+        }
         let (fo_shards, zo_shards) = hdo_split(data.train.len(), n_fo, n_zo, config.seed);
         let shards = fo_shards
             .into_iter()

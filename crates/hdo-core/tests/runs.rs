@@ -208,6 +208,13 @@ fn a_tiny_brackets_population_learns_above_chance() {
 }
 
 #[test]
+fn more_nodes_than_examples_is_a_config_error() {
+    let cfg = common::tiny(0, 9000, &[]);
+    let err = Experiment::new(cfg).err().unwrap().to_string();
+    assert!(err.contains("population.zo") && err.contains("8000 training examples"), "{err}");
+}
+
+#[test]
 fn a_model_that_does_not_fit_the_data_is_a_config_error() {
     let cfg = common::tiny(1, 0, &["model.kind=\"transformer\""]);
     let err = Experiment::new(cfg).err().unwrap().to_string();
