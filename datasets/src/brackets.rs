@@ -272,6 +272,11 @@ pub struct TokenSet {
     pub hard: Vec<bool>,
     /// Vocabulary size.
     pub vocab: usize,
+    /// Real tokens per example (string + start + stop), the rest is padding.
+    pub lengths: Vec<usize>,
+    /// Batches are cut to their longest example instead of `len` (for models whose output does
+    /// not depend on trailing padding).
+    pub pad_to_batch: bool,
 }
 
 impl TokenSet {
@@ -304,6 +309,8 @@ pub fn tokenize(examples: &[Example], len: usize) -> Result<TokenSet, DataError>
         labels: examples.iter().map(|e| u8::from(!e.correct)).collect(),
         hard: examples.iter().map(Example::is_hard_negative).collect(),
         vocab: token::VOCAB,
+        lengths: examples.iter().map(|e| e.brackets.len() + 2).collect(),
+        pad_to_batch: false,
     })
 }
 

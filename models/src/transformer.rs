@@ -21,9 +21,10 @@ pub enum Pooling {
     /// Concatenate every position (the authors'): head input `len × width`.
     #[default]
     Flatten,
-    /// Average over positions.
+    /// Average over the real (non-padding) positions.
     Mean,
-    /// The last position (it has seen the whole sequence under the causal mask).
+    /// The last real position — the stop token, which has seen the whole string under the causal
+    /// mask.
     Last,
 }
 
@@ -43,6 +44,9 @@ pub struct TransformerConfig {
     pub pooling: Pooling,
     /// Dropout probability.
     pub dropout: f64,
+    /// Padding token id: `mean` pooling averages the other positions and `last` takes the last
+    /// non-padding position, so those poolings do not depend on how much padding follows.
+    pub pad_token: u32,
 }
 
 impl Default for TransformerConfig {
@@ -54,6 +58,7 @@ impl Default for TransformerConfig {
             mlp: 16,
             pooling: Pooling::Flatten,
             dropout: 0.1,
+            pad_token: 2,
         }
     }
 }
@@ -119,10 +124,12 @@ pub struct Transformer {
     pub head: Linear,
     /// Attention heads.
     pub heads: usize,
-    /// Pooling code: 0 flatten, 1 mean, 2 last.
+    /// Pooling code: 0 flatten, 1 mean over real tokens, 2 last real token.
     pub pooling: usize,
     /// Dropout probability.
     pub dropout: f64,
+    /// Padding token id.
+    pub pad_token: u32,
 }
 
 impl TransformerConfig {
@@ -159,6 +166,7 @@ impl TransformerConfig {
             heads: self.heads,
             pooling: self.pooling as usize,
             dropout: self.dropout,
+            pad_token: self.pad_token,
         })
     }
 }
@@ -180,9 +188,10 @@ impl Transformer {
     /// Logits `[batch, classes]`.
     pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
         let tokens = Self::tokens_of(input);
-        let [b, t] = tokens.dims();
+        let t = tokens.dims()[1];
         let device = tokens.device();
         let mask = causal_mask(t, &device);
+        let keep = keep_mask(&tokens, self.pad_token);
         let mut h =
             self.tokens.forward(tokens) + self.positions.val().narrow(0, 0, t).unsqueeze_dim(0); // [b, t, w]
         for block in &self.blocks {
@@ -193,13 +202,7 @@ impl Transformer {
             ));
             h = h + drop(m, self.dropout, ctx);
         }
-        let w = h.dims()[2];
-        let pooled: Tensor<2> = match self.pooling {
-            0 => h.reshape([b, t * w]),
-            1 => h.mean_dim(1).reshape([b, w]),
-            _ => h.slice([0..b, t - 1..t]).reshape([b, w]),
-        };
-        self.head.forward(pooled)
+        self.head.forward(pool(h, self.pooling, &keep))
     }
 
     /// Logits and their derivative along `direction`'s parameters (same dropout masks as
@@ -211,9 +214,10 @@ impl Transformer {
         ctx: &mut ForwardCtx,
     ) -> Dual<2> {
         let tokens = Self::tokens_of(input);
-        let [b, t] = tokens.dims();
+        let t = tokens.dims()[1];
         let device = tokens.device();
         let mask = causal_mask(t, &device);
+        let keep = keep_mask(&tokens, self.pad_token);
         let pos = Dual {
             primal: self.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
             tangent: direction.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
@@ -229,20 +233,37 @@ impl Transformer {
                 jvp::linear(&block.fc2, &dir.fc2, jvp::gelu(jvp::linear(&block.fc1, &dir.fc1, m)));
             h = jvp::add(h, jvp::dropout(m, self.dropout, ctx));
         }
-        let w = h.primal.dims()[2];
-        let pooled: Dual<2> = match self.pooling {
-            0 => h.reshape([b, t * w]),
-            1 => Dual {
-                primal: h.primal.mean_dim(1).reshape([b, w]),
-                tangent: h.tangent.mean_dim(1).reshape([b, w]),
-            },
-            _ => Dual {
-                primal: h.primal.slice([0..b, t - 1..t]).reshape([b, w]),
-                tangent: h.tangent.slice([0..b, t - 1..t]).reshape([b, w]),
-            },
+        // pooling is linear in h with a constant mask: the same map on both parts
+        let pooled = Dual {
+            primal: pool(h.primal, self.pooling, &keep),
+            tangent: pool(h.tangent, self.pooling, &keep),
         };
         jvp::linear(&self.head, &direction.head, pooled)
     }
+}
+
+/// Pool hidden states `[b, t, w]` to `[b, w·(t or 1)]`: flatten, masked mean over real tokens, or
+/// the last real token (`keep` is 1 for real tokens, 0 for padding, `[b, t]`).
+fn pool(h: Tensor<3>, pooling: usize, keep: &Tensor<2>) -> Tensor<2> {
+    let [b, t, w] = h.dims();
+    match pooling {
+        0 => h.reshape([b, t * w]),
+        1 => {
+            let k = keep.clone().unsqueeze_dim::<3>(2); // [b, t, 1]
+            let count = keep.clone().sum_dim(1).clamp_min(1.0); // [b, 1]
+            (h * k).sum_dim(1).reshape([b, w]) / count
+        }
+        _ => {
+            let last = (keep.clone().sum_dim(1) - 1.0).clamp_min(0.0).int(); // [b, 1]
+            let index = last.unsqueeze_dim::<3>(2).expand([b, 1, w]);
+            h.gather(1, index).reshape([b, w])
+        }
+    }
+}
+
+/// 1 for real tokens, 0 for padding.
+fn keep_mask(tokens: &Tensor<2, Int>, pad: u32) -> Tensor<2> {
+    tokens.clone().not_equal_elem(pad as i64).float()
 }
 
 /// Multiply by the next dropout mask, if any.

@@ -220,6 +220,20 @@ pub struct DataConfig {
     pub validation_file: Option<PathBuf>,
     /// Brackets: tokens per sequence (default `2·max_len + 2`, the authors' 514).
     pub seq_len: Option<usize>,
+    /// Brackets: pad every sequence to `seq_len` (`fixed`), or each batch to its longest string
+    /// (`batch`; for a transformer with `mean` or `last` pooling, whose output ignores padding).
+    pub pad_to: PadTo,
+}
+
+/// How token sequences are padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PadTo {
+    /// Every sequence to `seq_len`.
+    #[default]
+    Fixed,
+    /// Each batch to its longest sequence.
+    Batch,
 }
 
 impl Default for DataConfig {
@@ -235,6 +249,7 @@ impl Default for DataConfig {
             train_file: None,
             validation_file: None,
             seq_len: None,
+            pad_to: PadTo::Fixed,
         }
     }
 }
@@ -369,6 +384,15 @@ impl ExperimentConfig {
         }
         if self.data.eval_limit == Some(0) {
             return bad("data.eval_limit", "must be at least 1 when set".into());
+        }
+        if self.data.pad_to == PadTo::Batch {
+            let ok = matches!(&self.model, ModelConfig::Transformer(t) if t.pooling != hdo_models::Pooling::Flatten);
+            if !ok {
+                return bad(
+                    "data.pad_to",
+                    "\"batch\" needs model.kind = \"transformer\" with pooling \"mean\" or \"last\" (flatten depends on the sequence length)".into(),
+                );
+            }
         }
         if self.data.download && self.data.dir.is_none() {
             return bad("data.download", "needs data.dir (or --data-dir) to download into".into());

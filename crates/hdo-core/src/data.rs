@@ -1,6 +1,6 @@
 //! Turning a data set into device batches.
 
-use crate::config::{DataConfig, DatasetKind};
+use crate::config::{DataConfig, DatasetKind, PadTo};
 use crate::error::Error;
 use burn::prelude::*;
 use hdo_datasets::{ImageSet, TokenSet, brackets, mnist};
@@ -100,10 +100,12 @@ impl Dataset {
                     .max()
                     .unwrap_or(2);
                 let len = config.seq_len.unwrap_or((2 * b.max_len + 2).max(longest));
-                Ok(Dataset {
-                    train: Examples::Tokens(brackets::tokenize(&train, len)?),
-                    validation: Examples::Tokens(brackets::tokenize(&validation, len)?),
-                })
+                let tokens = |examples: &[brackets::Example]| -> Result<Examples, Error> {
+                    let mut set = brackets::tokenize(examples, len)?;
+                    set.pad_to_batch = config.pad_to == PadTo::Batch;
+                    Ok(Examples::Tokens(set))
+                };
+                Ok(Dataset { train: tokens(&train)?, validation: tokens(&validation)? })
             }
         }
     }
@@ -134,12 +136,18 @@ fn image_batch(set: &ImageSet, indices: &[usize], device: &Device) -> Batch {
 }
 
 fn token_batch(set: &TokenSet, indices: &[usize], device: &Device) -> Batch {
-    let mut ids = Vec::with_capacity(indices.len() * set.len);
+    // padded to the set's length, or only to this batch's longest example
+    let width = if set.pad_to_batch {
+        indices.iter().map(|&i| set.lengths[i]).max().unwrap_or(1).max(1)
+    } else {
+        set.len
+    };
+    let mut ids = Vec::with_capacity(indices.len() * width);
     for &i in indices {
-        ids.extend(set.tokens[i * set.len..(i + 1) * set.len].iter().map(|&t| t as i64));
+        ids.extend(set.tokens[i * set.len..i * set.len + width].iter().map(|&t| t as i64));
     }
     let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i] as i64).collect();
-    let x = Tensor::<2, Int>::from_data(TensorData::new(ids, [indices.len(), set.len]), device);
+    let x = Tensor::<2, Int>::from_data(TensorData::new(ids, [indices.len(), width]), device);
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), device);
     Batch { input: Input::Tokens(x), targets: y }
 }

@@ -197,3 +197,47 @@ fn transformer_attention_is_causal_and_shapes_are_right() {
     let logits = model.forward(&hdo_models::Input::Tokens(tokens(2)), &mut ForwardCtx::eval());
     assert_eq!(logits.dims(), [1, 2]);
 }
+
+/// With `mean` or `last` pooling the output ignores trailing padding, so a batch cut to its
+/// longest string (`data.pad_to = "batch"`) gives the same logits as fixed-length padding.
+#[test]
+fn transformer_mean_and_last_pooling_ignore_padding() {
+    use hdo_datasets::brackets::{BracketsConfig, generate_split, tokenize};
+    use hdo_models::{Pooling, TransformerConfig};
+    let plain = Device::flex();
+    let cfg = BracketsConfig { train: 64, validation: 16, max_len: 8, hard_fraction: 0.5, seed: 0 };
+    let (train, _) = generate_split(&cfg, 2).unwrap();
+    let fixed = tokenize(&train, 18).unwrap();
+    let mut trimmed = fixed.clone();
+    trimmed.pad_to_batch = true;
+    // 16 examples per length 2, 4, 6, 8: these have strings of 2 to 6 brackets, 8 tokens at most
+    let idx: Vec<usize> = vec![0, 1, 20, 21, 40, 41];
+    let (a, b) = (
+        hdo_core::data::Examples::Tokens(fixed).batch(&idx, &plain),
+        hdo_core::data::Examples::Tokens(trimmed).batch(&idx, &plain),
+    );
+    let hdo_models::Input::Tokens(ids) = &b.input else { panic!() };
+    assert_eq!(ids.dims(), [6, 8]);
+    let shape =
+        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 18 }, classes: 2 };
+    for pooling in [Pooling::Mean, Pooling::Last] {
+        let model =
+            ModelConfig::Transformer(TransformerConfig { pooling, ..TransformerConfig::default() })
+                .init(shape, &plain)
+                .unwrap();
+        let layout = Layout::of(&model);
+        let model = hdo_core::init::initialize(model, &layout, 5);
+        let la = params::download(model.forward(&a.input, &mut ForwardCtx::eval()).reshape([12]));
+        let lb = params::download(model.forward(&b.input, &mut ForwardCtx::eval()).reshape([12]));
+        for (x, y) in la.iter().zip(&lb) {
+            assert!((x - y).abs() < 1e-5, "{pooling:?}: {x} vs {y}");
+        }
+    }
+    let err = hdo_core::ExperimentConfig::from_toml(
+        "[model]\nkind = \"transformer\"\n[data]\ndataset = \"brackets\"\npad_to = \"batch\"",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data.pad_to"), "{err}");
+}
