@@ -11,9 +11,10 @@ use std::path::PathBuf;
     version,
     after_help = "Examples:
   hdo run experiments/quickstart.toml
-  hdo run experiments/fig2_logistic.toml --set population.fo=24 --set population.zo=256 --data-dir data/mnist
+  hdo run experiments/fig2_logistic.toml --data-dir data/mnist          # all five populations
+  hdo run experiments/fig2_logistic.toml --set 'variant=[]' --set population.fo=24 --set population.zo=0
   hdo run experiments/fig1_cnn.toml --steps 200 --out runs/cnn-short --seed 3
-  hdo run experiments/quickstart.toml --set protocol.kind=\\\"all_reduce\\\" --set zo.rv=32
+  hdo run experiments/quickstart.toml --set protocol.kind=all_reduce --set zo.rv=32
   hdo run experiments/fig2_logistic.toml --data-dir ~/mnist --download
   hdo bench --out bench.json              # step costs, peak memory, population scaling
 
