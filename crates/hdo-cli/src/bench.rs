@@ -64,6 +64,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let peak = m.peak_bytes.map(mib).unwrap_or_else(|| "-".into());
         println!("{:<62} {:>9.3} ms {:>12}", m.name, m.seconds * 1e3, peak);
     }
+    let bw = bench::average_bandwidth(&device, args.reps, device_name == "cpu");
+    println!(
+        "\npair average of two ResNet-18-sized sets ({} floats): {:.2} ms = {:.1} GB/s moved, {:.0}% of the copy bandwidth ({:.1} GB/s)",
+        bw.floats,
+        bw.average_s * 1e3,
+        bw.average_bytes_per_s / 1e9,
+        100.0 * bw.fraction_of_copy,
+        bw.copy_bytes_per_s / 1e9
+    );
     let n = 1usize << 24;
     let per = bench::noise_seconds(n) / n as f64;
     println!("\nGaussian directions: {:.2} ns per number on one thread", per * 1e9);
@@ -94,6 +103,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "threads": rayon_threads(),
         "steps": steps,
         "gaussian_ns_per_number_one_thread": per * 1e9,
+        "pair_average_bandwidth": bw,
         "population_scaling": scaling,
     });
     if let Some(path) = &args.out {

@@ -237,3 +237,59 @@ pub fn population_scaling(
     }
     Ok(out)
 }
+
+/// Pair averaging of two ResNet-18-sized parameter sets (11,689,512 floats) through the same
+/// path gossip uses, against the device's copy bandwidth measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AverageBandwidth {
+    /// Floats per parameter set.
+    pub floats: usize,
+    /// Median seconds of one pair average (`(a + b)/2`, shared by both nodes).
+    pub average_s: f64,
+    /// Bytes the average moves (read a, read b, write the mean) per second.
+    pub average_bytes_per_s: f64,
+    /// Copy bandwidth: bytes read + written per second by a plain copy of one set.
+    pub copy_bytes_per_s: f64,
+    /// `average_bytes_per_s / copy_bytes_per_s`.
+    pub fraction_of_copy: f64,
+}
+
+/// Measure [`AverageBandwidth`] on `device`; the copy is a host slice copy when `host` (the CPU
+/// device), a device-side `x·1` otherwise.
+pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBandwidth {
+    let n = 11_689_512usize;
+    let a = params::upload((0..n).map(|i| (i % 97) as f32).collect(), device);
+    let b = params::upload((0..n).map(|i| (i % 89) as f32).collect(), device);
+    let avg = measure("average".into(), reps, device, None, || {
+        let m = (a.clone() + b.clone()) / 2.0;
+        let _ = m.slice([0..1]).into_scalar::<f32>();
+    });
+    let copy_s = if host {
+        let src = vec![1f32; n];
+        let mut dst = vec![0f32; n];
+        let mut times = Vec::new();
+        for _ in 0..reps.max(3) {
+            let t = Instant::now();
+            dst.copy_from_slice(&src);
+            std::hint::black_box(&dst);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        median(times)
+    } else {
+        measure("copy".into(), reps, device, None, || {
+            let c = a.clone() * 1.0;
+            let _ = c.slice([0..1]).into_scalar::<f32>();
+        })
+        .seconds
+    };
+    let bytes = (n * 4) as f64;
+    let average_bytes_per_s = 3.0 * bytes / avg.seconds;
+    let copy_bytes_per_s = 2.0 * bytes / copy_s;
+    AverageBandwidth {
+        floats: n,
+        average_s: avg.seconds,
+        average_bytes_per_s,
+        copy_bytes_per_s,
+        fraction_of_copy: average_bytes_per_s / copy_bytes_per_s,
+    }
+}
