@@ -262,7 +262,7 @@ pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBan
     let b = params::upload((0..n).map(|i| (i % 89) as f32).collect(), device);
     let avg = measure("average".into(), reps, device, None, || {
         let m = (a.clone() + b.clone()) / 2.0;
-        let _ = m.slice([0..1]).into_scalar::<f32>();
+        let _ = m.narrow(0, 0, 1).into_scalar::<f32>();
     });
     let copy_s = if host {
         let src = vec![1f32; n];
@@ -278,7 +278,7 @@ pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBan
     } else {
         measure("copy".into(), reps, device, None, || {
             let c = a.clone() * 1.0;
-            let _ = c.slice([0..1]).into_scalar::<f32>();
+            let _ = c.narrow(0, 0, 1).into_scalar::<f32>();
         })
         .seconds
     };
