@@ -5,6 +5,7 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
+use crate::stacked::{self, Cursor};
 use crate::{BatchNorm, Dual, ForwardCtx, Input, jvp};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -135,5 +136,29 @@ impl Cnn {
             ));
         }
         jvp::linear(&self.head, &direction.head, x)
+    }
+
+    /// Logits `[K, batch, classes]` of the stack's `K` members: members are convolution groups,
+    /// then a leading axis of batched matrix products (same layer order as [`Cnn::forward`]).
+    pub(crate) fn forward_stacked(
+        &self,
+        cur: &mut Cursor<'_>,
+        input: &Input,
+        ctx: &ForwardCtx,
+    ) -> Tensor<3> {
+        let Input::Images(mut x) = input.clone() else { panic!("the CNN takes image inputs") };
+        for (i, block) in self.convs.iter().enumerate() {
+            x = stacked::conv2d_stacked(cur, &block.conv, x, i == 0); // [b, K·c_i, h, w]
+            x = relu(stacked::batch_norm_channels(cur, &block.norm, x, ctx));
+            if i >= 1 {
+                x = self.pool.forward(x);
+            }
+        }
+        let mut x = stacked::members_first(x, cur.members()); // [K, b, c_3 · h/4 · w/4]
+        for block in &self.dense {
+            let y = stacked::linear(cur, &block.linear, x);
+            x = relu(stacked::batch_norm_features(cur, &block.norm, y, ctx));
+        }
+        stacked::linear(cur, &self.head, x)
     }
 }

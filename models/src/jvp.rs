@@ -156,7 +156,7 @@ pub fn conv2d_dual(layer: &Conv2d, dir: &Conv2d, x: Dual<4>) -> Dual<4> {
 /// `((top, bottom), (left, right))` padding of a 2-D window (Burn's own helper is private):
 /// explicit values as given, `Valid` none, `Same` the total `(⌈n/s⌉−1)·s + (k−1)·d + 1 − n`
 /// split with the extra element at the end.
-fn padding_pairs(
+pub(crate) fn padding_pairs(
     padding: &PaddingConfig2d,
     size: [usize; 2],
     kernel: [usize; 2],

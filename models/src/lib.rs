@@ -14,6 +14,7 @@ pub mod cnn;
 pub mod jvp;
 pub mod logistic;
 pub mod mlp;
+pub mod stacked;
 pub mod transformer;
 
 pub use batch_norm::BatchNorm;
@@ -21,6 +22,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use mlp::{Mlp, MlpConfig};
+pub use stacked::Stack;
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
@@ -175,6 +177,31 @@ impl Model {
             Model::Cnn(m) => m.forward(input, ctx),
             Model::Transformer(m) => m.forward(input, ctx),
         }
+    }
+
+    /// Logits `[K, batch, classes]` of the `K` replicas whose parameters `stack` holds, all on the
+    /// same `input`, in one batched pass ([`stacked`]); `None` when this architecture has no
+    /// stacked forward (callers then evaluate the replicas one by one).
+    pub fn forward_stacked(
+        &self,
+        stack: &Stack,
+        input: &Input,
+        ctx: &ForwardCtx,
+    ) -> Option<Tensor<3>> {
+        let mut cur = stacked::Cursor::new(stack);
+        let logits = match self {
+            Model::Logistic(m) => m.forward_stacked(&mut cur, input),
+            Model::Mlp(m) => m.forward_stacked(&mut cur, input),
+            Model::Cnn(m) => m.forward_stacked(&mut cur, input, ctx),
+            Model::Transformer(_) => return None,
+        };
+        assert!(cur.finished(), "stack does not match the architecture's tensors");
+        Some(logits)
+    }
+
+    /// Whether [`Model::forward_stacked`] is available for this architecture.
+    pub fn can_stack(&self) -> bool {
+        !matches!(self, Model::Transformer(_))
     }
 
     /// Logits and their directional derivative along the parameter direction held by

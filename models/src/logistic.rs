@@ -4,6 +4,7 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
+use crate::stacked::{self, Cursor};
 use crate::{Dual, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -30,5 +31,10 @@ impl Logistic {
     /// Logits and their derivative along `direction`'s parameters.
     pub fn forward_jvp(&self, direction: &Logistic, input: &Input) -> Dual<2> {
         jvp::linear(&self.linear, &direction.linear, flatten_dual(input))
+    }
+
+    /// Logits `[K, batch, classes]` of the stack's `K` members.
+    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Tensor<3> {
+        stacked::linear(cur, &self.linear, stacked::flat_input(input))
     }
 }

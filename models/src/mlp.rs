@@ -1,5 +1,6 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
+use crate::stacked::{self, Cursor};
 use crate::{Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -61,6 +62,19 @@ impl Mlp {
             x = jvp::linear(layer, dir, x);
             if i < last {
                 x = jvp::relu(x);
+            }
+        }
+        x
+    }
+
+    /// Logits `[K, batch, classes]` of the stack's `K` members.
+    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Tensor<3> {
+        let mut x = stacked::flat_input(input);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = stacked::linear(cur, layer, x);
+            if i < last {
+                x = relu(x);
             }
         }
         x

@@ -50,9 +50,26 @@ pub struct BenchArgs {
     /// Fewer population sizes (for a quick look).
     #[arg(long)]
     pub quick: bool,
+    /// Run only these parts (repeat the flag for several); all when absent.
+    #[arg(long, value_enum)]
+    pub only: Vec<BenchPart>,
     /// Write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// The parts of `hdo bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPart {
+    /// Per-step costs and peak memory of every model (inference, FO, ZO one-at-a-time and
+    /// stacked, forward gradient, pair average).
+    Steps,
+    /// Pair averaging of two ResNet-18-sized parameter sets against the copy bandwidth.
+    Average,
+    /// Gaussian direction generation speed.
+    Noise,
+    /// Rounds per second of logistic populations from 1 to 1024 nodes.
+    Scaling,
 }
 
 /// `hdo run`.

@@ -3,6 +3,7 @@
 //! Timings are medians of repeated runs on the chosen device; peak memory comes from a
 //! [`HeapMeter`] the binary provides (a counting global allocator: CPU heap only).
 
+use crate::average;
 use crate::config::{ExperimentConfig, MomentumStyle, ScheduleKind};
 use crate::data::{Dataset, Examples};
 use crate::error::Error;
@@ -17,6 +18,7 @@ use crate::schedule::LrSchedule;
 use burn::module::Module;
 use burn::prelude::*;
 use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, ModelConfig};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -110,49 +112,64 @@ pub fn steps(
         }));
         out.push(measure(label("FO step (backprop + update)"), reps, device, meter, || {
             let e = Backprop
-                .estimate(StepInput { model: &ad_model, batch: &ad_batch, layout: &layout, noise })
+                .estimate(StepInput {
+                    model: &ad_model,
+                    batch: &ad_batch,
+                    layout: &layout,
+                    noise,
+                    stack: 1,
+                })
                 .unwrap_or_else(|e| panic!("{e}"));
             let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Sgd, false);
             let _ = opt.step(ad_model.clone(), &layout, &e.gradient, 0);
         }));
-        let zo = |est: &dyn Estimator| {
-            let e = est
-                .estimate(StepInput { model: &model, batch: &batch, layout: &layout, noise })
-                .unwrap_or_else(|e| panic!("{e}"));
+        let zo = |est: &dyn Estimator, stack: usize| {
+            let input = StepInput { model: &model, batch: &batch, layout: &layout, noise, stack };
+            let e = est.estimate(input).unwrap_or_else(|e| panic!("{e}"));
             let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Ema, false);
             let _ = opt.step(model.clone(), &layout, &e.gradient, 0);
         };
+        // the CNN's copies are batch 256 each: stack 16 at most, for memory
+        let max_stack = if name == "cnn" { 16 } else { 128 };
         for rv in [1u32, 8, 64, 128] {
-            if name == "cnn" && rv > 8 && reps > 1 {
-                // 64/128 directions × batch 256: once is enough to read off the cost
-                out.push(measure(
-                    label(&format!("ZO step forward_difference rv {rv}")),
-                    1,
-                    device,
-                    meter,
-                    || zo(&ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian }),
-                ));
-                continue;
-            }
+            let fd = ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian };
+            // 64/128 directions × batch 256: once is enough to read off the cost
+            let r = if name == "cnn" && rv > 8 { 1 } else { reps };
             out.push(measure(
                 label(&format!("ZO step forward_difference rv {rv}")),
-                reps,
+                r,
                 device,
                 meter,
-                || zo(&ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian }),
+                || zo(&fd, 1),
             ));
+            if rv > 1 {
+                let stack = (rv as usize).min(max_stack);
+                out.push(measure(
+                    label(&format!("ZO step forward_difference rv {rv}, stacked {stack}")),
+                    r,
+                    device,
+                    meter,
+                    || zo(&fd, stack),
+                ));
+            }
         }
         out.push(measure(label("ZO step forward_gradient rv 8"), reps, device, meter, || {
-            zo(&ForwardGradient {
-                rv: 8,
-                projection: Projection::Global,
-                direction: Direction::Gaussian,
-            })
+            zo(
+                &ForwardGradient {
+                    rv: 8,
+                    projection: Projection::Global,
+                    direction: Direction::Gaussian,
+                },
+                1,
+            )
         }));
         let other = crate::init::initialize(model.clone(), &layout, 1);
+        let host = crate::device::is_host(device);
         out.push(measure(label("pair average"), reps, device, meter, || {
+            // clones of the replicas (shared buffers: the host path copies once)
             let (a, b) = (params::collect(&model), params::collect(&other));
-            let mean: Vec<Tensor<1>> = a.into_iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+            let mean: Vec<Tensor<1>> =
+                a.into_iter().zip(b).map(|(x, y)| average::mean(vec![x, y], host)).collect();
             let _ = params::load(model.clone(), &mean);
             let _ = params::load(other.clone(), &mean);
         }));
@@ -244,7 +261,7 @@ pub fn population_scaling(
 pub struct AverageBandwidth {
     /// Floats per parameter set.
     pub floats: usize,
-    /// Median seconds of one pair average (`(a + b)/2`, shared by both nodes).
+    /// Median seconds of one pair average through gossip's path ([`average::mean`]).
     pub average_s: f64,
     /// Bytes the average moves (read a, read b, write the mean) per second.
     pub average_bytes_per_s: f64,
@@ -254,28 +271,39 @@ pub struct AverageBandwidth {
     pub fraction_of_copy: f64,
 }
 
-/// Measure [`AverageBandwidth`] on `device`; the copy is a host slice copy when `host` (the CPU
-/// device), a device-side `x·1` otherwise.
+/// Measure [`AverageBandwidth`] on `device`; the copy is a multi-threaded host slice copy when
+/// `host` (the CPU device), a device-side `x·1` otherwise.
 pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBandwidth {
     let n = 11_689_512usize;
-    let a = params::upload((0..n).map(|i| (i % 97) as f32).collect(), device);
-    let b = params::upload((0..n).map(|i| (i % 89) as f32).collect(), device);
-    let avg = measure("average".into(), reps, device, None, || {
-        let m = (a.clone() + b.clone()) / 2.0;
+    let set = |m: usize| params::upload((0..n).map(|i| (i % m) as f32).collect(), device);
+    let mut times = Vec::new();
+    for _ in 0..reps.max(3) + 1 {
+        // fresh, uniquely owned sets, as gossip moves them out of two replicas
+        let (a, b) = (set(97), set(89));
+        let _ = device.sync();
+        let t = Instant::now();
+        let m = average::mean(vec![a, b], crate::device::is_host(device));
         let _ = m.narrow(0, 0, 1).into_scalar::<f32>();
-    });
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.remove(0); // warm-up
+    let average_s = median(times);
     let copy_s = if host {
         let src = vec![1f32; n];
         let mut dst = vec![0f32; n];
         let mut times = Vec::new();
         for _ in 0..reps.max(3) {
+            // on all cores, as the average runs: one core alone cannot saturate memory
             let t = Instant::now();
-            dst.copy_from_slice(&src);
+            dst.par_chunks_mut(1 << 15)
+                .zip(src.par_chunks(1 << 15))
+                .for_each(|(d, s)| d.copy_from_slice(s));
             std::hint::black_box(&dst);
             times.push(t.elapsed().as_secs_f64());
         }
         median(times)
     } else {
+        let a = set(97);
         measure("copy".into(), reps, device, None, || {
             let c = a.clone() * 1.0;
             let _ = c.narrow(0, 0, 1).into_scalar::<f32>();
@@ -283,11 +311,11 @@ pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBan
         .seconds
     };
     let bytes = (n * 4) as f64;
-    let average_bytes_per_s = 3.0 * bytes / avg.seconds;
+    let average_bytes_per_s = 3.0 * bytes / average_s;
     let copy_bytes_per_s = 2.0 * bytes / copy_s;
     AverageBandwidth {
         floats: n,
-        average_s: avg.seconds,
+        average_s,
         average_bytes_per_s,
         copy_bytes_per_s,
         fraction_of_copy: average_bytes_per_s / copy_bytes_per_s,

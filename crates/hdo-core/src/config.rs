@@ -164,6 +164,9 @@ pub struct GroupConfig {
     pub schedule: ScheduleKind,
     /// Linear warm-up steps of the schedule.
     pub warmup: u64,
+    /// Perturbed copies a ZO node evaluates together in one stacked (batched) pass; 1 evaluates
+    /// them one at a time (least memory). Models without a stacked forward ignore it.
+    pub stack: usize,
 }
 
 impl Default for GroupConfig {
@@ -182,6 +185,7 @@ impl Default for GroupConfig {
             sign: false,
             schedule: ScheduleKind::Constant,
             warmup: 0,
+            stack: 1,
         }
     }
 }
@@ -349,6 +353,9 @@ impl ExperimentConfig {
             }
             if g.rv == 0 {
                 return bad(&format!("{k}.rv"), "must be at least 1".into());
+            }
+            if g.stack == 0 {
+                return bad(&format!("{k}.stack"), "must be at least 1".into());
             }
             if !(g.nu.is_finite() && g.nu > 0.0) {
                 return bad(&format!("{k}.nu"), format!("must be a positive number, got {}", g.nu));

@@ -4,6 +4,12 @@ use crate::config::DeviceChoice;
 use crate::error::Error;
 use burn::prelude::*;
 
+/// Whether `device` keeps tensors in host memory (burn-flex, with or without autodiff), so host
+/// code may work on their buffers directly.
+pub fn is_host(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
 /// The plain (non-autodiff) device for `choice`. For `wgpu`, a tiny computation is run first so
 /// that a machine without an adapter gets an error instead of a panic deep inside a round.
 pub fn select(choice: DeviceChoice) -> Result<Device, Error> {

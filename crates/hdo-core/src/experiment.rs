@@ -103,6 +103,7 @@ impl Experiment {
                     sampler: ShardSampler::new(shard, mix(config.seed ^ mix(id as u64 + 1))),
                     optimizer: Optimizer::new(schedule, g.momentum, style, g.sign),
                     batch_size: g.batch_size,
+                    stack: g.stack,
                     steps: 0,
                     device,
                 }

@@ -10,7 +10,8 @@
 //! Map of the crate:
 //! * [`config`]: the experiment file (serde, unknown keys rejected, `--set` overrides);
 //! * [`experiment`]: builds the population from a config and runs rounds, writing metrics;
-//! * [`population`], [`node`]: who trains, gossip averaging, consensus;
+//! * [`population`], [`node`]: who trains, gossip averaging, consensus; [`average`]: the
+//!   arithmetic of an average;
 //! * [`estimator`]: one file per estimator; [`noise`]: the counter-based directions;
 //! * [`optimizer`], [`schedule`]: momentum styles and learning-rate schedules;
 //! * [`params`]: the one place that walks Burn modules; [`init`]: seeded initialisation;
@@ -19,6 +20,7 @@
 //! Randomness is always a pure function of the run seed and coordinates (node, step, direction,
 //! round), never of global state: the same config and seed give identical metrics on a device.
 
+pub mod average;
 pub mod bench;
 pub mod config;
 pub mod data;

@@ -26,6 +26,8 @@ pub struct Node {
     pub optimizer: Optimizer,
     /// Minibatch size.
     pub batch_size: usize,
+    /// Perturbed copies evaluated together in one stacked pass (the population's `stack`).
+    pub stack: usize,
     /// Local steps taken so far.
     pub steps: u64,
     /// The device its model lives on.
@@ -59,8 +61,9 @@ impl Node {
         let indices = self.sampler.next_batch(self.batch_size);
         let batch = train.batch(&indices, &self.device);
         let noise = NoiseStream::new(seed, self.id as u64, self.steps);
-        let estimate =
-            estimator.estimate(StepInput { model: &self.model, batch: &batch, layout, noise })?;
+        let input =
+            StepInput { model: &self.model, batch: &batch, layout, noise, stack: self.stack };
+        let estimate = estimator.estimate(input)?;
         let diagnostic = if diagnose && self.kind == NodeKind::Zo {
             Some(self.compare_with_true_gradient(
                 &estimate.gradient,
@@ -98,7 +101,8 @@ impl Node {
         let autodiff = self.device.clone().inner().autodiff();
         let copy = burn::module::Module::train(self.model.clone());
         let batch = train.batch(indices, &autodiff);
-        let truth = Backprop.estimate(StepInput { model: &copy, batch: &batch, layout, noise })?;
+        let input = StepInput { model: &copy, batch: &batch, layout, noise, stack: 1 };
+        let truth = Backprop.estimate(input)?;
         let plain = self.device.clone().inner();
         let (mut dot, mut nn, mut tt) = (0f64, 0f64, 0f64);
         for info in layout.trainable() {

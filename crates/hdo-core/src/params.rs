@@ -154,6 +154,21 @@ pub fn map(model: Model, mut f: impl FnMut(usize, Tensor<1>) -> Tensor<1>) -> Mo
     model.map(&mut M { f: &mut f, i: 0 })
 }
 
+/// Move every float tensor out of `model` (flat, plain device, in layout order), leaving a
+/// skeleton whose tensors are empty placeholders, to be refilled with [`load`]. Moving instead of
+/// cloning keeps each buffer uniquely owned, so it can be read and overwritten without a copy.
+/// For host (flex) replicas only: on wgpu, fusion mis-tracks the moved handles (a run then
+/// diverges from the CPU's), and the GPU needs no such trick — it fuses the average anyway.
+pub fn take(model: Model) -> (Model, Vec<Tensor<1>>) {
+    let mut out = Vec::new();
+    let skeleton = map(model, |_, t| {
+        let (n, device) = (t.dims()[0], t.device());
+        out.push(t);
+        Tensor::empty([n], &device)
+    });
+    (skeleton, out)
+}
+
 /// Replace every float tensor by `values[index]` (flat, any device).
 pub fn load(model: Model, values: &[Tensor<1>]) -> Model {
     map(model, |i, _| values[i].clone())

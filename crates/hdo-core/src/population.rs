@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::estimator::Estimator;
 use crate::node::{Node, StepReport};
 use crate::params::{self, Layout};
+use crate::{average, device};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -54,15 +55,45 @@ impl Population {
     }
 
     /// Replace each group's members' parameters (all float tensors, running statistics
-    /// included) by the group mean.
+    /// included) by the group mean. Disjoint groups (a matching, an all-reduce) are averaged
+    /// together; on the CPU as one parallel operation whose members' tensors are moved out and
+    /// back so each mean is computed in place ([`average::mean`]), on a GPU as fused device
+    /// operations. Overlapping groups are averaged one after another.
     pub fn average(&mut self, groups: &[Vec<usize>]) {
-        for group in groups.iter().filter(|g| g.len() > 1) {
-            let mean = self.mean_of(group);
-            for &i in group {
-                let node = &mut self.nodes[i];
-                node.model = params::load(node.model.clone(), &mean);
+        let groups: Vec<&[usize]> =
+            groups.iter().filter(|g| g.len() > 1).map(Vec::as_slice).collect();
+        let mut seen = vec![false; self.nodes.len()];
+        let disjoint =
+            groups.iter().flat_map(|g| g.iter()).all(|&i| !std::mem::replace(&mut seen[i], true));
+        if !disjoint {
+            for group in groups {
+                self.average_disjoint(&[group]);
             }
+            return;
         }
+        self.average_disjoint(&groups);
+    }
+
+    /// [`Population::average`] of pairwise disjoint groups.
+    fn average_disjoint(&mut self, groups: &[&[usize]]) {
+        if groups.is_empty() {
+            return;
+        }
+        let host = device::is_host(&self.nodes[groups[0][0]].device);
+        let mut slots: Vec<Option<Node>> =
+            std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
+        let jobs: Vec<Vec<Node>> =
+            groups.iter().map(|g| g.iter().filter_map(|&i| slots[i].take()).collect()).collect();
+        let done: Vec<Vec<Node>> = if host {
+            jobs.into_par_iter().map(|members| average_members(members, host)).collect()
+        } else {
+            jobs.into_iter().map(|members| average_members(members, host)).collect()
+        };
+        for node in done.into_iter().flatten() {
+            let id = node.id;
+            slots[id] = Some(node);
+        }
+        self.nodes = slots.into_iter().flatten().collect();
     }
 
     /// Mean of the float tensors of `members`, flat, on the first member's plain device.
@@ -104,4 +135,34 @@ impl Population {
         }
         total / n as f64
     }
+}
+
+/// Give every member the mean of the members' float tensors.
+fn average_members(members: Vec<Node>, host: bool) -> Vec<Node> {
+    let mut columns: Vec<Vec<Tensor<1>>> = Vec::new();
+    let members: Vec<Node> = members
+        .into_iter()
+        .map(|mut node| {
+            let tensors = if host {
+                let (skeleton, tensors) = params::take(node.model);
+                node.model = skeleton;
+                tensors
+            } else {
+                params::collect(&node.model)
+            };
+            columns.resize_with(tensors.len(), Vec::new);
+            for (column, t) in columns.iter_mut().zip(tensors) {
+                column.push(t);
+            }
+            node
+        })
+        .collect();
+    let means: Vec<Tensor<1>> = columns.into_iter().map(|c| average::mean(c, host)).collect();
+    members
+        .into_iter()
+        .map(|mut node| {
+            node.model = params::load(node.model, &means);
+            node
+        })
+        .collect()
 }

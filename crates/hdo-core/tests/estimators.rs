@@ -93,6 +93,7 @@ fn backprop_matches_the_analytic_logistic_gradient() {
             batch: &ad_batch,
             layout: &layout,
             noise: NoiseStream::new(0, 0, 0),
+            stack: 1,
         })
         .unwrap();
     let got = dense(&est.gradient, &layout, &plain);
@@ -157,6 +158,7 @@ fn bias_ratio(est: &dyn Estimator, draws: u64, autodiff: bool) -> f64 {
                 batch: &ad_batch,
                 layout: &layout,
                 noise: noise0,
+                stack: 1,
             })
             .unwrap()
             .gradient,
@@ -173,6 +175,7 @@ fn bias_ratio(est: &dyn Estimator, draws: u64, autodiff: bool) -> f64 {
                 batch: bt,
                 layout: &layout,
                 noise: NoiseStream::new(5, 2, s),
+                stack: 1,
             })
             .unwrap();
         for (i, g) in dense(&e.gradient, &layout, &plain).into_iter().enumerate() {

@@ -76,3 +76,51 @@ fn fo_replicas_stay_trainable_after_averaging_with_zo_replicas() {
     assert_eq!(reports[0].1.backward_passes, 1);
     assert_eq!(reports[1].1.backward_passes, 0);
 }
+
+/// Every float tensor of every node, on the host.
+fn all_params(exp: &Experiment) -> Vec<Vec<f32>> {
+    exp.population
+        .nodes
+        .iter()
+        .map(|n| params::collect(&n.model).into_iter().flat_map(params::download).collect())
+        .collect()
+}
+
+#[test]
+fn a_batched_average_gives_each_group_exactly_its_mean() {
+    // spread 2 FO + 3 ZO CNN replicas apart, then average disjoint groups in one operation and
+    // overlapping groups in sequence; compare with means computed group by group beforehand
+    let mut exp = Experiment::new(common::tiny(
+        2,
+        3,
+        &["model.kind=\"cnn\"", "model.hidden=[8]", "model.channels=[2,2,2]"],
+    ))
+    .unwrap();
+    let train = exp.data.train.clone();
+    exp.population.step(&[0, 1, 2, 3, 4], &train, 3, false).unwrap();
+    let mean_of = |exp: &Experiment, g: &[usize]| -> Vec<f32> {
+        exp.population.mean_of(g).into_iter().flat_map(params::download).collect()
+    };
+    let before = all_params(&exp);
+    let (g1, g2) = (vec![0, 3], vec![1, 2, 4]);
+    let (m1, m2) = (mean_of(&exp, &g1), mean_of(&exp, &g2));
+    exp.population.average(&[g1.clone(), g2.clone()]);
+    let after = all_params(&exp);
+    for &i in &g1 {
+        assert_eq!(after[i], m1, "node {i}");
+    }
+    for &i in &g2 {
+        assert_eq!(after[i], m2, "node {i}");
+    }
+    assert_ne!(after[0], before[0]);
+    // overlapping groups: one after the other
+    let m01 = mean_of(&exp, &[0, 1]);
+    exp.population.average(&[vec![0, 1], vec![1, 2]]);
+    let after = all_params(&exp);
+    assert_eq!(after[0], m01);
+    let m12: Vec<f32> = m01.iter().zip(&m2).map(|(a, b)| (a + b) / 2.0).collect();
+    assert_eq!(after[2], m12);
+    // FO replicas still train
+    let reports = exp.population.step(&[0, 1], &train, 4, false).unwrap();
+    assert!(reports.iter().all(|(_, r)| r.loss.is_finite() && r.backward_passes == 1));
+}

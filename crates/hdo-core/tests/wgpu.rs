@@ -16,23 +16,19 @@ mod common;
 
 use hdo_core::Experiment;
 
-#[test]
-#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
-fn wgpu_run_agrees_with_cpu_run() {
-    let run = |device: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let dev = format!("device=\"{device}\"");
-        let cfg = common::tiny(
-            1,
-            1,
-            &[&dev, "steps=4", "eval_every=2", "data.eval_limit=200", "fo.lr=0.05"],
-        );
-        Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap()
-    };
-    let cpu = run("cpu");
-    let gpu = run("wgpu");
+/// Run the tiny hybrid config on `device` with `extra` keys.
+fn run(device: &str, extra: &[&str]) -> Vec<hdo_core::metrics::Record> {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = format!("device=\"{device}\"");
+    let mut keys =
+        vec![dev.as_str(), "steps=4", "eval_every=2", "data.eval_limit=200", "fo.lr=0.05"];
+    keys.extend(extra);
+    Experiment::new(common::tiny(1, 1, &keys)).unwrap().run(dir.path(), &mut |_| {}).unwrap()
+}
+
+fn assert_agree(cpu: &[hdo_core::metrics::Record], gpu: &[hdo_core::metrics::Record]) {
     assert_eq!(cpu.len(), gpu.len());
-    for (c, g) in cpu.iter().zip(&gpu) {
+    for (c, g) in cpu.iter().zip(gpu) {
         for (name, a, b) in [
             ("mean_val_loss", c.mean_val_loss, g.mean_val_loss),
             ("mean_model_val_loss", c.mean_model_val_loss, g.mean_model_val_loss),
@@ -49,4 +45,20 @@ fn wgpu_run_agrees_with_cpu_run() {
             (g.forward_passes, g.backward_passes, g.bytes_sent)
         );
     }
+}
+
+#[test]
+#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
+fn wgpu_run_agrees_with_cpu_run() {
+    assert_agree(&run("cpu", &[]), &run("wgpu", &[]));
+}
+
+/// The stacked fast path on the GPU (grouped convolutions, batched matrix products, batch norm
+/// over member-major channels) against one-at-a-time evaluation on the CPU.
+#[test]
+#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
+fn stacked_cnn_on_wgpu_agrees_with_one_at_a_time_on_cpu() {
+    let cnn = ["model.kind=\"cnn\"", "model.channels=[2,3,4]", "model.hidden=[8]", "zo.nu=1e-2"];
+    let stacked: Vec<&str> = cnn.iter().copied().chain(["zo.stack=4"]).collect();
+    assert_agree(&run("cpu", &cnn), &run("wgpu", &stacked));
 }

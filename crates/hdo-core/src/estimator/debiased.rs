@@ -1,6 +1,6 @@
 //! De-biased zeroth-order estimator by randomized truncation (Chen 2020).
 
-use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_loss, seeded};
+use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
 use crate::error::Error;
 
 /// Levels beyond this are never sampled (probability `c^MAX_LEVEL`, 9e-13 for c = ½): a cap that
@@ -44,22 +44,37 @@ impl Estimator for Debiased {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
         let (f0, batch_stats) = base_loss(&input);
         let factor = self.direction.factor(input.layout);
-        let mut passes = 1u64;
         let mu = |n: u32| self.nu as f64 * self.ratio.powi(n as i32 - 1);
-        let coefficients = (0..self.rv)
+        // Per direction: its scale, level, and the radii to probe (μ₁, μ_n unless n = 1, μ_{n+1}).
+        let plan: Vec<(f32, u32, Vec<f64>)> = (0..self.rv)
             .map(|k| {
                 let s = self.direction.scale(input.noise, k, input.layout);
-                let mut d = |m: f64| {
-                    passes += 1;
-                    (perturbed_loss(&input, k, (m * s as f64) as f32) as f64 - f0 as f64) / m
-                };
                 let n = self.level(&input, k);
-                let d1 = d(mu(1));
-                let dn = if n == 1 { d1 } else { d(mu(n)) };
-                let dn1 = d(mu(n + 1));
-                let p_n = (1.0 - self.ratio) * self.ratio.powi(n as i32 - 1);
+                let radii = if n == 1 { vec![mu(1), mu(2)] } else { vec![mu(1), mu(n), mu(n + 1)] };
+                (s, n, radii)
+            })
+            .collect();
+        let probes: Vec<(u32, f32)> = plan
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (s, _, radii))| {
+                radii.iter().map(move |&m| (k as u32, (m * *s as f64) as f32))
+            })
+            .collect();
+        let passes = 1 + probes.len() as u64;
+        let mut losses = perturbed_losses(&input, &probes).into_iter();
+        let coefficients = plan
+            .iter()
+            .map(|(s, n, radii)| {
+                let mut d = radii
+                    .iter()
+                    .map(|&m| (losses.next().unwrap_or(f32::NAN) as f64 - f0 as f64) / m);
+                let d1 = d.next().unwrap_or(f64::NAN);
+                let dn = if *n == 1 { d1 } else { d.next().unwrap_or(f64::NAN) };
+                let dn1 = d.next().unwrap_or(f64::NAN);
+                let p_n = (1.0 - self.ratio) * self.ratio.powi(*n as i32 - 1);
                 let p = d1 + (dn1 - dn) / p_n;
-                (factor as f64 * s as f64 * p / self.rv as f64) as f32
+                (factor as f64 * *s as f64 * p / self.rv as f64) as f32
             })
             .collect();
         Ok(seeded(&input, self.rv, 1, coefficients, f0, batch_stats, passes, 0))

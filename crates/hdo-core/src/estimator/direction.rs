@@ -7,7 +7,9 @@
 
 use crate::noise::NoiseStream;
 use crate::params::{self, Layout, upload};
-use hdo_models::Model;
+use burn::prelude::*;
+use hdo_models::{Model, Stack};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The `direction` key: how random directions are distributed.
@@ -73,4 +75,36 @@ pub fn perturbed(
         let device = t.device();
         t + upload(z, &device)
     })
+}
+
+/// The `K = probes.len()` copies `x + scale·z_k`, one per `(k, scale)` probe, as a [`Stack`]
+/// for one batched pass. Each member's values are computed exactly as [`perturbed`] computes
+/// them (`x + (scale·z_k)` in f32), so the stacked and one-at-a-time paths see the same
+/// parameters. Running statistics stay shared (`[1, numel]`). Memory: `K` perturbed copies, built
+/// one tensor at a time; the caller bounds `K`.
+pub fn perturbed_stack(
+    model: &Model,
+    layout: &Layout,
+    noise: NoiseStream,
+    probes: &[(u32, f32)],
+) -> Stack {
+    let k = probes.len();
+    let mut tensors = Vec::with_capacity(layout.tensors.len());
+    params::for_each(model, |i, t| {
+        let info = &layout.tensors[i];
+        let base: Tensor<2> = t.unsqueeze_dim(0);
+        if info.trainable.is_none() || k == 0 {
+            tensors.push(base);
+            return;
+        }
+        let n = info.numel;
+        let mut z = vec![0f32; k * n];
+        z.par_chunks_mut(n).zip(probes).for_each(|(row, &(direction, scale))| {
+            noise.fill_gaussian(direction, info.offset, row);
+            row.iter_mut().for_each(|v| *v *= scale);
+        });
+        let device = base.device();
+        tensors.push(base + Tensor::<2>::from_data(TensorData::new(z, [k, n]), &device));
+    });
+    Stack { tensors, members: k }
 }

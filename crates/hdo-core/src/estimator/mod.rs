@@ -21,7 +21,7 @@ mod simulated_forward_gradient;
 pub use backprop::Backprop;
 pub use central_difference::CentralDifference;
 pub use debiased::{Debiased, MAX_LEVEL};
-pub use direction::{Direction, perturbed};
+pub use direction::{Direction, perturbed, perturbed_stack};
 pub use forward_difference::ForwardDifference;
 pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;
@@ -30,7 +30,7 @@ use crate::config::GroupConfig;
 use crate::data::Batch;
 use crate::error::Error;
 use crate::noise::NoiseStream;
-use crate::params::{Layout, TensorInfo, upload};
+use crate::params::{Layout, TensorInfo, download, upload};
 use burn::prelude::*;
 use hdo_models::{ForwardCtx, Model};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,10 @@ pub struct StepInput<'a> {
     pub layout: &'a Layout,
     /// This node's noise at this step.
     pub noise: NoiseStream,
+    /// Perturbed copies evaluated together in one stacked pass (1: one at a time). An execution
+    /// choice, not part of the estimate: both ways give the same losses up to float summation
+    /// order.
+    pub stack: usize,
 }
 
 impl StepInput<'_> {
@@ -205,6 +209,27 @@ pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
     scalar(cross_entropy(logits, &input.batch.targets))
 }
 
+/// Losses of copies moved to `x + scale·z_k`, one per `(k, scale)` probe, in order. When
+/// `input.stack > 1` and the model has a stacked forward, up to `stack` copies run as one batched
+/// pass ([`hdo_models::stacked`]); otherwise one at a time. Estimators state which perturbations
+/// they need and stay unaware of how they are executed.
+pub(crate) fn perturbed_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
+    if input.stack > 1 && input.model.can_stack() {
+        probes.chunks(input.stack).flat_map(|chunk| stacked_losses(input, chunk)).collect()
+    } else {
+        probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()
+    }
+}
+
+/// Losses of one stack of perturbed copies, evaluated together.
+fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
+    let stack = perturbed_stack(input.model, input.layout, input.noise, probes);
+    match input.model.forward_stacked(&stack, &input.batch.input, &input.train_ctx()) {
+        Some(logits) => download(stacked_cross_entropy(logits, &input.batch.targets)),
+        None => probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect(),
+    }
+}
+
 /// Package a seeded estimate.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn seeded(
@@ -242,6 +267,16 @@ pub fn cross_entropy(logits: Tensor<2>, targets: &Tensor<1, Int>) -> Tensor<1> {
     let logp = burn::tensor::activation::log_softmax(logits, 1);
     let picked: Tensor<2> = logp.gather(1, targets.clone().unsqueeze_dim(1));
     picked.mean().neg()
+}
+
+/// Mean softmax cross-entropy of each member's logits `[K, batch, classes]` against the shared
+/// `targets` `[batch]`: `[K]`.
+pub fn stacked_cross_entropy(logits: Tensor<3>, targets: &Tensor<1, Int>) -> Tensor<1> {
+    let [k, b, _] = logits.dims();
+    let logp = burn::tensor::activation::log_softmax(logits, 2);
+    let index = targets.clone().reshape([1, b, 1]).repeat_dim(0, k);
+    let picked: Tensor<3> = logp.gather(2, index);
+    picked.mean_dim(1).reshape([k]).neg()
 }
 
 /// A scalar tensor's value on the host.

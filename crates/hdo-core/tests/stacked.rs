@@ -1,0 +1,197 @@
+//! Stacked execution (K perturbed replicas in one batched pass) gives the numbers of evaluating
+//! the replicas one at a time, for every model that has it; estimators give the same estimates
+//! either way; a model without it falls back.
+
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
+use burn::prelude::*;
+use hdo_core::data::{Batch, batch};
+use hdo_core::estimator::{
+    CentralDifference, Debiased, Direction, Estimate, Estimator, ForwardDifference, Gradient,
+    StepInput, cross_entropy, perturbed, perturbed_stack, stacked_cross_entropy,
+};
+use hdo_core::noise::NoiseStream;
+use hdo_core::params::{self, Layout};
+use hdo_core::{Experiment, ExperimentConfig};
+use hdo_datasets::mnist;
+use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig};
+
+fn stackable() -> Vec<ModelConfig> {
+    vec![
+        ModelConfig::Logistic {},
+        ModelConfig::Mlp(MlpConfig { hidden: vec![32, 16] }),
+        ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![24, 12] }),
+    ]
+}
+
+fn setup(config: &ModelConfig, batch_size: usize) -> (Model, Layout, Batch) {
+    let device = Device::flex();
+    let split = mnist::bundled(2000).unwrap();
+    let shape = DataShape::image(split.train.shape, 10);
+    let model = config.init(shape, &device).unwrap();
+    let layout = Layout::of(&model);
+    let mut model = hdo_core::init::initialize(model, &layout, 4);
+    let b = batch(&split.train, &(0..batch_size).collect::<Vec<_>>(), &device);
+    // non-trivial running statistics, so evaluation mode is tested too
+    let mut ctx = ForwardCtx::train();
+    model.forward(&b.input, &mut ctx);
+    model = hdo_core::optimizer::update_running_stats(model, &layout, &ctx.batch_stats);
+    (model, layout, b)
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: stacked {x} vs single {y}");
+    }
+}
+
+#[test]
+fn stacked_logits_and_losses_match_one_replica_at_a_time() {
+    let noise = NoiseStream::new(3, 1, 7);
+    let probes = [(0u32, 1e-2f32), (1, -2e-2), (5, 0.3), (2, 0.0)];
+    for config in stackable() {
+        let (model, layout, b) = setup(&config, 12);
+        let stack = perturbed_stack(&model, &layout, noise, &probes);
+        assert_eq!(stack.members, probes.len());
+        for train in [true, false] {
+            let ctx = if train { ForwardCtx::train() } else { ForwardCtx::eval() };
+            let logits = model.forward_stacked(&stack, &b.input, &ctx).unwrap();
+            assert_eq!(logits.dims(), [probes.len(), 12, 10]);
+            let losses = params::download(stacked_cross_entropy(logits.clone(), &b.targets));
+            for (j, &(k, scale)) in probes.iter().enumerate() {
+                let single = perturbed(&model, &layout, noise, k, scale);
+                let mut ctx = if train { ForwardCtx::train() } else { ForwardCtx::eval() };
+                let want = single.forward(&b.input, &mut ctx);
+                let loss = cross_entropy(want.clone(), &b.targets).into_scalar::<f32>();
+                let got: Tensor<2> = logits.clone().narrow(0, j, 1).reshape([12, 10]);
+                let what = format!("{} train={train} member {j}", config.name());
+                close(
+                    &params::download(got.reshape([120])),
+                    &params::download(want.reshape([120])),
+                    1e-5,
+                    &what,
+                );
+                close(&losses[j..j + 1], &[loss], 1e-6, &format!("{what} loss"));
+            }
+        }
+    }
+}
+
+fn coefficients(e: &Estimate) -> Vec<f32> {
+    match &e.gradient {
+        Gradient::Seeded(s) => s.coefficients.clone(),
+        Gradient::Dense(_) => panic!("seeded estimate expected"),
+    }
+}
+
+#[test]
+fn estimators_give_the_same_estimate_stacked_or_not() {
+    let g = Direction::Gaussian;
+    let estimators: Vec<Box<dyn Estimator>> = vec![
+        Box::new(ForwardDifference { rv: 5, nu: 1e-2, direction: g }),
+        Box::new(CentralDifference { rv: 3, nu: 1e-2, direction: Direction::Sphere }),
+        Box::new(Debiased { rv: 4, nu: 0.2, ratio: 0.5, direction: g }),
+    ];
+    for config in stackable() {
+        let (model, layout, b) = setup(&config, 8);
+        for est in &estimators {
+            let run = |stack: usize| {
+                let noise = NoiseStream::new(1, 2, 3);
+                est.estimate(StepInput { model: &model, batch: &b, layout: &layout, noise, stack })
+                    .unwrap()
+            };
+            let single = run(1);
+            // 2 does not divide the probe count: the last stack is partial
+            for stack in [2, 64] {
+                let stacked = run(stack);
+                assert_eq!(stacked.forward_passes, single.forward_passes);
+                assert_eq!(stacked.loss, single.loss);
+                let (a, b) = (coefficients(&stacked), coefficients(&single));
+                let scale = b.iter().fold(0f32, |m, c| m.max(c.abs()));
+                for (x, y) in a.iter().zip(&b) {
+                    assert!(
+                        (x - y).abs() <= 2e-3 * scale,
+                        "{} stack {stack}: coefficient {x} vs {y}",
+                        config.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_model_without_a_stacked_forward_falls_back_to_one_at_a_time() {
+    let run = |stack: usize| {
+        let cfg = ExperimentConfig::from_toml(
+            "",
+            &[
+                "data.dataset=\"brackets\"".into(),
+                "data.brackets.train=64".into(),
+                "data.brackets.validation=16".into(),
+                "data.brackets.max_len=8".into(),
+                "model.kind=\"transformer\"".into(),
+                "population.fo=0".into(),
+                "population.zo=1".into(),
+                "zo.batch_size=8".into(),
+                "zo.rv=3".into(),
+                format!("zo.stack={stack}"),
+                "steps=2".into(),
+            ],
+        )
+        .unwrap();
+        let mut exp = Experiment::new(cfg).unwrap();
+        let train = exp.data.train.clone();
+        exp.population.step(&[0], &train, 0, false).unwrap();
+        exp.population.step(&[0], &train, 0, false).unwrap();
+        params::collect(&exp.population.nodes[0].model)
+            .into_iter()
+            .flat_map(params::download)
+            .collect::<Vec<f32>>()
+    };
+    let shape =
+        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 10 }, classes: 2 };
+    let transformer =
+        ModelConfig::Transformer(Default::default()).init(shape, &Device::flex()).unwrap();
+    assert!(!transformer.can_stack());
+    assert_eq!(run(4), run(1));
+}
+
+#[test]
+fn a_stacked_population_trains_like_the_one_at_a_time_population() {
+    // the whole path: config key, nodes, estimator, optimizer — on the CNN with BatchNorm
+    let run = |stack: usize| {
+        let cfg = ExperimentConfig::from_toml(
+            "",
+            &[
+                "model.kind=\"cnn\"".into(),
+                "model.channels=[2,3,4]".into(),
+                "model.hidden=[8]".into(),
+                "population.fo=1".into(),
+                "population.zo=2".into(),
+                "zo.batch_size=8".into(),
+                "fo.batch_size=8".into(),
+                "zo.rv=6".into(),
+                "zo.nu=1e-2".into(),
+                format!("zo.stack={stack}"),
+                "steps=3".into(),
+                "eval_every=3".into(),
+                "data.eval_limit=100".into(),
+            ],
+        )
+        .unwrap();
+        let mut exp = Experiment::new(cfg).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        exp.run(dir.path(), &mut |_| {}).unwrap()
+    };
+    let (one, stacked) = (run(1), run(4));
+    let (a, b) = (one.last().unwrap(), stacked.last().unwrap());
+    assert_eq!(a.forward_passes, b.forward_passes);
+    assert!(
+        (a.mean_val_loss - b.mean_val_loss).abs() < 1e-3,
+        "{} vs {}",
+        a.mean_val_loss,
+        b.mean_val_loss
+    );
+}

@@ -1,0 +1,157 @@
+//! Stacked execution: `K` replicas of one architecture evaluated on one batch in a single pass.
+//!
+//! A zeroth-order step evaluates the same minibatch at `rv` perturbed copies of the parameters.
+//! Run one at a time, each copy is a chain of small kernel launches (GPU) or small matrix products
+//! (CPU). Stacked, the copies become batched matrix products and grouped convolutions over a
+//! leading *member* axis — a few large launches instead of `K` times as many small ones.
+//!
+//! The parameter values come from a [`Stack`]; the module only supplies the architecture (shapes,
+//! strides, which layers follow which). Members are independent: batch normalisation normalises
+//! each member with its own batch statistics, exactly as `K` separate passes would. Batch
+//! statistics are not reported (stacked passes are the perturbed evaluations, whose statistics
+//! are discarded). A model without a stacked forward (the Transformer) makes
+//! [`Model::forward_stacked`](crate::Model::forward_stacked) return `None`, and callers fall back
+//! to one pass per copy.
+
+use crate::jvp::padding_pairs;
+use crate::{BatchNorm, ForwardCtx, Input, flatten};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+
+/// The float tensors of `members` replicas, in the architecture's visiting order (the order of
+/// `params::collect`), each flattened per member: `[members, numel]`, or `[1, numel]` when every
+/// member has the same value (running statistics, or anything not perturbed).
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// One entry per float tensor.
+    pub tensors: Vec<Tensor<2>>,
+    /// Number of replicas `K`.
+    pub members: usize,
+}
+
+/// Hands out a [`Stack`]'s tensors in visiting order, shaped for the layer that asks.
+pub(crate) struct Cursor<'a> {
+    stack: &'a Stack,
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(stack: &'a Stack) -> Self {
+        Cursor { stack, next: 0 }
+    }
+
+    /// `K`.
+    pub(crate) fn members(&self) -> usize {
+        self.stack.members
+    }
+
+    /// Whether every tensor was consumed (the architecture and the stack agree).
+    pub(crate) fn finished(&self) -> bool {
+        self.next == self.stack.tensors.len()
+    }
+
+    /// The next tensor as `[K', shape[1..]]` with `K'` its own member count (1 or `K`).
+    fn take<const D: usize>(&mut self, mut shape: [usize; D]) -> Tensor<D> {
+        let t = self.stack.tensors[self.next].clone();
+        self.next += 1;
+        shape[0] = t.dims()[0];
+        t.reshape(shape)
+    }
+
+    /// The next tensor with exactly `K` members (shared values repeated).
+    fn take_full<const D: usize>(&mut self, shape: [usize; D]) -> Tensor<D> {
+        let t = self.take(shape);
+        let k = self.members();
+        if t.dims()[0] == k { t } else { t.repeat_dim(0, k) }
+    }
+}
+
+/// `y = x·W + b` per member: `x` is `[K or 1, batch, in]`, the result `[K, batch, out]`.
+pub(crate) fn linear(cur: &mut Cursor<'_>, layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [d_in, d_out] = layer.weight.lazy_shape().dims::<2>();
+    let w: Tensor<3> = cur.take([0, d_in, d_out]);
+    let y = x.matmul(w);
+    match &layer.bias {
+        Some(_) => y + cur.take::<3>([0, 1, d_out]),
+        None => y,
+    }
+}
+
+/// A convolution per member. `x` is `[batch, K·C_in, h, w]`, or `[batch, C_in, h, w]` when every
+/// member sees the same input (`shared`); the result is `[batch, K·C_out, h', w']`, member-major
+/// channels. Members become convolution groups; a shared input needs no copies when the layer is
+/// ungrouped (the `K` kernels are simply `K·C_out` output channels).
+pub(crate) fn conv2d_stacked(
+    cur: &mut Cursor<'_>,
+    layer: &Conv2d,
+    x: Tensor<4>,
+    shared: bool,
+) -> Tensor<4> {
+    let k = cur.members();
+    let [c_out, c_in_g, kh, kw] = layer.weight.lazy_shape().dims::<4>();
+    let weight: Tensor<5> = cur.take_full([0, c_out, c_in_g, kh, kw]);
+    let weight = weight.reshape([k * c_out, c_in_g, kh, kw]);
+    let bias = layer.bias.as_ref().map(|_| cur.take_full::<2>([0, c_out]).reshape([k * c_out]));
+    let (x, groups) = match (shared, layer.groups) {
+        (true, 1) => (x, 1),
+        (true, g) => (x.repeat_dim(1, k), g * k),
+        (false, g) => (x, g * k),
+    };
+    let [_, _, h, w] = x.dims();
+    let ((top, bottom), (left, right)) =
+        padding_pairs(&layer.padding, [h, w], layer.kernel_size, layer.stride, layer.dilation);
+    let options = ConvOptions::new_with_padding(
+        layer.stride,
+        [(top, bottom), (left, right)],
+        layer.dilation,
+        groups,
+    );
+    conv2d(x, weight, bias, options)
+}
+
+/// Batch normalisation of member-major channels: `x` is `[batch, K·C, …]`; each member's
+/// channels are normalised with their own statistics (training) or running statistics.
+pub(crate) fn batch_norm_channels<const D: usize>(
+    cur: &mut Cursor<'_>,
+    norm: &BatchNorm,
+    x: Tensor<D>,
+    ctx: &ForwardCtx,
+) -> Tensor<D> {
+    let k = cur.members();
+    let c = norm.gamma.lazy_shape().dims::<1>()[0];
+    let mut next = || cur.take_full::<2>([0, c]).reshape([k * c]);
+    let (gamma, beta, mean, var) = (next(), next(), next(), next());
+    if ctx.train {
+        batch_norm_train(x, gamma, beta, BatchNorm::EPSILON).output
+    } else {
+        batch_norm(x, gamma, beta, mean, var, BatchNorm::EPSILON)
+    }
+}
+
+/// Batch normalisation of features per member: `x` is `[K, batch, F]`.
+pub(crate) fn batch_norm_features(
+    cur: &mut Cursor<'_>,
+    norm: &BatchNorm,
+    x: Tensor<3>,
+    ctx: &ForwardCtx,
+) -> Tensor<3> {
+    let [k, b, f] = x.dims();
+    let wide: Tensor<2> = x.swap_dims(0, 1).reshape([b, k * f]);
+    let y = batch_norm_channels(cur, norm, wide, ctx);
+    y.reshape([b, k, f]).swap_dims(0, 1)
+}
+
+/// Flattened images `[1, batch, features]`: the shared input of the first linear layer.
+pub(crate) fn flat_input(input: &Input) -> Tensor<3> {
+    flatten(input).unsqueeze_dim(0)
+}
+
+/// Member-major channels `[batch, K·C, h, w]` to per-member features `[K, batch, C·h·w]`
+/// (each member flattened exactly as `flatten(1, 3)` flattens one replica).
+pub(crate) fn members_first(x: Tensor<4>, k: usize) -> Tensor<3> {
+    let [b, kc, h, w] = x.dims();
+    x.reshape([b, k, kc / k * h * w]).swap_dims(0, 1)
+}
