@@ -5,6 +5,7 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
+use crate::jvp_stacked::{self, Duals};
 use crate::stacked::{self, Cursor};
 use crate::{BatchNorm, Dual, ForwardCtx, Input, jvp};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -160,5 +161,32 @@ impl Cnn {
             x = relu(stacked::batch_norm_features(cur, &block.norm, y, ctx));
         }
         stacked::linear(cur, &self.head, x)
+    }
+
+    /// Logits and their derivatives along the stack's `K` directions (one primal pass, same
+    /// layer order and batch statistics as [`Cnn::forward_jvp`]).
+    pub(crate) fn forward_jvp_stacked(
+        &self,
+        cur: &mut Cursor<'_>,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Duals<2> {
+        let Input::Images(x) = input.clone() else { panic!("the CNN takes image inputs") };
+        let k = cur.members();
+        let mut x = Duals::constant(x);
+        for (i, block) in self.convs.iter().enumerate() {
+            let y = jvp_stacked::conv2d_duals(cur, &block.conv, x);
+            x = jvp_stacked::relu(jvp_stacked::batch_norm(cur, &block.norm, y, ctx), k);
+            if i >= 1 {
+                x = jvp_stacked::max_pool2d(&self.pool, x, k);
+            }
+        }
+        let [b, c, h, w] = x.primal.dims();
+        let mut x: Duals<2> = x.reshape([b, c * h * w], k);
+        for block in &self.dense {
+            let y = jvp_stacked::linear(cur, &block.linear, x);
+            x = jvp_stacked::relu(jvp_stacked::batch_norm(cur, &block.norm, y, ctx), k);
+        }
+        jvp_stacked::linear(cur, &self.head, x)
     }
 }

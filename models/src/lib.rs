@@ -12,6 +12,7 @@
 pub mod batch_norm;
 pub mod cnn;
 pub mod jvp;
+pub mod jvp_stacked;
 pub mod logistic;
 pub mod mlp;
 pub mod stacked;
@@ -199,7 +200,29 @@ impl Model {
         Some(logits)
     }
 
-    /// Whether [`Model::forward_stacked`] is available for this architecture.
+    /// Logits and their derivatives along the `K` directions held by `directions` (member `k`
+    /// holds direction `k`), by forward mode with one shared primal pass ([`jvp_stacked`]);
+    /// `None` when this architecture has no stacked forward. Batch statistics of the primal are
+    /// reported in training mode, as [`Model::forward_jvp`] does.
+    pub fn forward_jvp_stacked(
+        &self,
+        directions: &Stack,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Option<jvp_stacked::Duals<2>> {
+        let mut cur = stacked::Cursor::new(directions);
+        let out = match self {
+            Model::Logistic(m) => m.forward_jvp_stacked(&mut cur, input),
+            Model::Mlp(m) => m.forward_jvp_stacked(&mut cur, input),
+            Model::Cnn(m) => m.forward_jvp_stacked(&mut cur, input, ctx),
+            Model::Transformer(_) => return None,
+        };
+        assert!(cur.finished(), "stack does not match the architecture's tensors");
+        Some(out)
+    }
+
+    /// Whether [`Model::forward_stacked`] and [`Model::forward_jvp_stacked`] are available for
+    /// this architecture.
     pub fn can_stack(&self) -> bool {
         !matches!(self, Model::Transformer(_))
     }

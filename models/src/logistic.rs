@@ -4,6 +4,7 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
+use crate::jvp_stacked::{self, Duals};
 use crate::stacked::{self, Cursor};
 use crate::{Dual, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
@@ -36,5 +37,10 @@ impl Logistic {
     /// Logits `[K, batch, classes]` of the stack's `K` members.
     pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Tensor<3> {
         stacked::linear(cur, &self.linear, stacked::flat_input(input))
+    }
+
+    /// Logits and their derivatives along the stack's `K` directions (one primal pass).
+    pub(crate) fn forward_jvp_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Duals<2> {
+        jvp_stacked::linear(cur, &self.linear, Duals::constant(flatten(input)))
     }
 }

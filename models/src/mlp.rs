@@ -1,5 +1,6 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
+use crate::jvp_stacked::{self, Duals};
 use crate::stacked::{self, Cursor};
 use crate::{Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
@@ -75,6 +76,20 @@ impl Mlp {
             x = stacked::linear(cur, layer, x);
             if i < last {
                 x = relu(x);
+            }
+        }
+        x
+    }
+
+    /// Logits and their derivatives along the stack's `K` directions (one primal pass).
+    pub(crate) fn forward_jvp_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Duals<2> {
+        let k = cur.members();
+        let mut x = Duals::constant(flatten(input));
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = jvp_stacked::linear(cur, layer, x);
+            if i < last {
+                x = jvp_stacked::relu(x, k);
             }
         }
         x

@@ -62,7 +62,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next tensor with exactly `K` members (shared values repeated).
-    fn take_full<const D: usize>(&mut self, shape: [usize; D]) -> Tensor<D> {
+    pub(crate) fn take_full<const D: usize>(&mut self, shape: [usize; D]) -> Tensor<D> {
         let t = self.take(shape);
         let k = self.members();
         if t.dims()[0] == k { t } else { t.repeat_dim(0, k) }

@@ -153,16 +153,21 @@ pub fn steps(
                 ));
             }
         }
+        let fg = ForwardGradient {
+            rv: 8,
+            projection: Projection::Global,
+            direction: Direction::Gaussian,
+        };
         out.push(measure(label("ZO step forward_gradient rv 8"), reps, device, meter, || {
-            zo(
-                &ForwardGradient {
-                    rv: 8,
-                    projection: Projection::Global,
-                    direction: Direction::Gaussian,
-                },
-                1,
-            )
+            zo(&fg, 1)
         }));
+        out.push(measure(
+            label("ZO step forward_gradient rv 8, stacked 8"),
+            reps,
+            device,
+            meter,
+            || zo(&fg, 8),
+        ));
         let other = crate::init::initialize(model.clone(), &layout, 1);
         let host = crate::device::is_host(device);
         out.push(measure(label("pair average"), reps, device, meter, || {

@@ -7,14 +7,17 @@
 use burn::prelude::*;
 use hdo_core::data::{Batch, batch};
 use hdo_core::estimator::{
-    CentralDifference, Debiased, Direction, Estimate, Estimator, ForwardDifference, Gradient,
-    StepInput, cross_entropy, perturbed, perturbed_stack, stacked_cross_entropy,
+    CentralDifference, Debiased, Direction, Estimate, Estimator, ForwardDifference,
+    ForwardGradient, Gradient, Projection, StepInput, cross_entropy, direction_model,
+    direction_stack, perturbed, perturbed_stack, stacked_cross_entropy,
 };
 use hdo_core::noise::NoiseStream;
 use hdo_core::params::{self, Layout};
 use hdo_core::{Experiment, ExperimentConfig};
 use hdo_datasets::mnist;
-use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig};
+use hdo_models::{
+    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, jvp, jvp_stacked,
+};
 
 fn stackable() -> Vec<ModelConfig> {
     vec![
@@ -78,6 +81,47 @@ fn stacked_logits_and_losses_match_one_replica_at_a_time() {
     }
 }
 
+#[test]
+fn stacked_forward_mode_matches_one_direction_at_a_time() {
+    let noise = NoiseStream::new(8, 0, 2);
+    let probes = [(0u32, 1.0f32), (3, 0.5), (1, -1.0)];
+    let k = probes.len();
+    for config in stackable() {
+        let (model, layout, b) = setup(&config, 12);
+        let dirs = direction_stack(&model, &layout, noise, &probes);
+        for train in [true, false] {
+            let fresh = || if train { ForwardCtx::train() } else { ForwardCtx::eval() };
+            let mut ctx = fresh();
+            let duals = model.forward_jvp_stacked(&dirs, &b.input, &mut ctx).unwrap();
+            let primal = params::download(duals.primal.clone().reshape([120]));
+            let tangents = params::download(duals.tangents.clone().unwrap().reshape([k * 120]));
+            let (loss, dloss) = jvp_stacked::cross_entropy(duals, &b.targets, k);
+            let (loss, dloss) = (loss.into_scalar::<f32>(), params::download(dloss));
+            for (j, &(d, scale)) in probes.iter().enumerate() {
+                let dir = direction_model(&model, &layout, noise, d, scale, None);
+                let mut single_ctx = fresh();
+                let one = model.forward_jvp(&dir, &b.input, &mut single_ctx).unwrap();
+                assert_eq!(ctx.batch_stats.len(), single_ctx.batch_stats.len());
+                let what = format!("{} train={train} direction {j}", config.name());
+                close(&primal, &params::download(one.primal.clone().reshape([120])), 1e-5, &what);
+                let want = params::download(one.tangent.clone().reshape([120]));
+                let scale_t = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (i, (x, y)) in tangents[j * 120..(j + 1) * 120].iter().zip(&want).enumerate() {
+                    assert!((x - y).abs() <= 1e-4 * scale_t, "{what} tangent[{i}]: {x} vs {y}");
+                }
+                let (l1, dl1) = jvp::cross_entropy(one, &b.targets);
+                close(&[loss], &[l1.into_scalar::<f32>()], 1e-6, &format!("{what} loss"));
+                let dl1 = dl1.into_scalar::<f32>();
+                assert!(
+                    (dloss[j] - dl1).abs() <= 1e-4 * (1e-3 + dl1.abs()),
+                    "{what}: u·∇F stacked {} vs single {dl1}",
+                    dloss[j]
+                );
+            }
+        }
+    }
+}
+
 fn coefficients(e: &Estimate) -> Vec<f32> {
     match &e.gradient {
         Gradient::Seeded(s) => s.coefficients.clone(),
@@ -92,6 +136,7 @@ fn estimators_give_the_same_estimate_stacked_or_not() {
         Box::new(ForwardDifference { rv: 5, nu: 1e-2, direction: g }),
         Box::new(CentralDifference { rv: 3, nu: 1e-2, direction: Direction::Sphere }),
         Box::new(Debiased { rv: 4, nu: 0.2, ratio: 0.5, direction: g }),
+        Box::new(ForwardGradient { rv: 5, projection: Projection::Global, direction: g }),
     ];
     for config in stackable() {
         let (model, layout, b) = setup(&config, 8);

@@ -62,3 +62,18 @@ fn stacked_cnn_on_wgpu_agrees_with_one_at_a_time_on_cpu() {
     let stacked: Vec<&str> = cnn.iter().copied().chain(["zo.stack=4"]).collect();
     assert_agree(&run("cpu", &cnn), &run("wgpu", &stacked));
 }
+
+/// Stacked forward mode on the GPU (one primal pass, `K` tangents) against one direction at a
+/// time on the CPU.
+#[test]
+#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
+fn stacked_forward_gradient_on_wgpu_agrees_with_cpu() {
+    let cnn = [
+        "model.kind=\"cnn\"",
+        "model.channels=[2,3,4]",
+        "model.hidden=[8]",
+        "zo.estimator=\"forward_gradient\"",
+    ];
+    let stacked: Vec<&str> = cnn.iter().copied().chain(["zo.stack=4"]).collect();
+    assert_agree(&run("cpu", &cnn), &run("wgpu", &stacked));
+}

@@ -88,13 +88,34 @@ pub fn perturbed_stack(
     noise: NoiseStream,
     probes: &[(u32, f32)],
 ) -> Stack {
+    build_stack(model, layout, noise, probes, true)
+}
+
+/// The `K` directions `scale·z_k` themselves as a [`Stack`] (zeros for running statistics): the
+/// parameter tangents of a stacked forward-mode pass.
+pub fn direction_stack(
+    model: &Model,
+    layout: &Layout,
+    noise: NoiseStream,
+    probes: &[(u32, f32)],
+) -> Stack {
+    build_stack(model, layout, noise, probes, false)
+}
+
+fn build_stack(
+    model: &Model,
+    layout: &Layout,
+    noise: NoiseStream,
+    probes: &[(u32, f32)],
+    around_model: bool,
+) -> Stack {
     let k = probes.len();
     let mut tensors = Vec::with_capacity(layout.tensors.len());
     params::for_each(model, |i, t| {
         let info = &layout.tensors[i];
         let base: Tensor<2> = t.unsqueeze_dim(0);
         if info.trainable.is_none() || k == 0 {
-            tensors.push(base);
+            tensors.push(if around_model { base } else { base.zeros_like() });
             return;
         }
         let n = info.numel;
@@ -103,8 +124,8 @@ pub fn perturbed_stack(
             noise.fill_gaussian(direction, info.offset, row);
             row.iter_mut().for_each(|v| *v *= scale);
         });
-        let device = base.device();
-        tensors.push(base + Tensor::<2>::from_data(TensorData::new(z, [k, n]), &device));
+        let rows = Tensor::<2>::from_data(TensorData::new(z, [k, n]), &base.device());
+        tensors.push(if around_model { base + rows } else { rows });
     });
     Stack { tensors, members: k }
 }

@@ -21,7 +21,7 @@ mod simulated_forward_gradient;
 pub use backprop::Backprop;
 pub use central_difference::CentralDifference;
 pub use debiased::{Debiased, MAX_LEVEL};
-pub use direction::{Direction, perturbed, perturbed_stack};
+pub use direction::{Direction, direction_stack, perturbed, perturbed_stack};
 pub use forward_difference::ForwardDifference;
 pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;

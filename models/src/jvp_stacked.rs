@@ -1,0 +1,223 @@
+//! Forward mode along `K` directions at once: one primal pass carries `K` tangents.
+//!
+//! Every tangent rule of [`crate::jvp`] is linear in the tangent, with coefficients that depend on
+//! the primal only, so `K` directional derivatives can share one primal computation. Tangents are
+//! stacked member-major along the batch axis (`[K·B, …]`: rows `k·B..(k+1)·B` belong to direction
+//! `k`), primal-derived factors (ReLU masks, normalised activations, pooling indices) are shared,
+//! and the parameter tangents come from a [`Stack`](crate::Stack) whose member `k` holds direction
+//! `k` (running statistics ignored). Same rules as [`crate::jvp`]; checked against it per model.
+
+use crate::jvp::padding_pairs;
+use crate::stacked::Cursor;
+use crate::{BatchNorm, ForwardCtx};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::{conv2d, max_pool2d_with_indices};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+
+/// A value and its derivatives along `K` directions.
+#[derive(Debug, Clone)]
+pub struct Duals<const D: usize> {
+    /// The value `[B, …]`.
+    pub primal: Tensor<D>,
+    /// Its derivatives `[K·B, …]`, member-major; `None` while they are all zero (the input).
+    pub tangents: Option<Tensor<D>>,
+}
+
+impl<const D: usize> Duals<D> {
+    /// A constant (the input batch).
+    pub fn constant(primal: Tensor<D>) -> Self {
+        Duals { primal, tangents: None }
+    }
+
+    /// Reshape both parts (the first dimension is the batch: `K·B` for the tangents).
+    pub fn reshape<const E: usize>(self, shape: [usize; E], k: usize) -> Duals<E> {
+        let mut wide = shape;
+        wide[0] *= k;
+        Duals {
+            primal: self.primal.reshape(shape),
+            tangents: self.tangents.map(|t| t.reshape(wide)),
+        }
+    }
+}
+
+/// `t` `[B, …]` repeated for each of `k` members: `[K·B, …]`.
+fn per_member<const D: usize>(t: Tensor<D>, k: usize) -> Tensor<D> {
+    if k == 1 { t } else { t.repeat_dim(0, k) }
+}
+
+/// `[B, K·C, …]` (member-major channels) to `[K·B, C, …]` (member-major batch).
+fn channels_to_batch<const D: usize>(t: Tensor<D>, k: usize) -> Tensor<D> {
+    let dims = t.dims();
+    let (b, c) = (dims[0], dims[1] / k);
+    let rest: usize = dims[2..].iter().product();
+    let mut out = dims;
+    out[0] = k * b;
+    out[1] = c;
+    t.reshape([b, k, c, rest]).swap_dims(0, 1).reshape(out)
+}
+
+/// `y = x·W + b` → `ẏ_k = ẋ_k·W + x·Ẇ_k + ḃ_k`.
+pub(crate) fn linear(cur: &mut Cursor<'_>, layer: &Linear, x: Duals<2>) -> Duals<2> {
+    let k = cur.members();
+    let [b, _] = x.primal.dims();
+    let [d_in, d_out] = layer.weight.lazy_shape().dims::<2>();
+    let w_dot: Tensor<3> = cur.take_full([0, d_in, d_out]);
+    let mut from_params = x.primal.clone().unsqueeze_dim::<3>(0).matmul(w_dot); // [K, B, out]
+    if layer.bias.is_some() {
+        from_params = from_params + cur.take_full::<3>([0, 1, d_out]);
+    }
+    let from_params = from_params.reshape([k * b, d_out]);
+    let tangents = match x.tangents {
+        Some(t) => t.matmul(layer.weight.val()) + from_params,
+        None => from_params,
+    };
+    Duals { primal: layer.forward(x.primal), tangents: Some(tangents) }
+}
+
+/// `y = conv(x, W) + b` → `ẏ_k = conv(ẋ_k, W) + conv(x, Ẇ_k) + ḃ_k`; the `K` kernels `Ẇ_k` run
+/// as `K·C_out` output channels of one convolution of the shared primal.
+pub(crate) fn conv2d_duals(cur: &mut Cursor<'_>, layer: &Conv2d, x: Duals<4>) -> Duals<4> {
+    let k = cur.members();
+    let [c_out, c_in_g, kh, kw] = layer.weight.lazy_shape().dims::<4>();
+    let w_dot: Tensor<5> = cur.take_full([0, c_out, c_in_g, kh, kw]);
+    let w_dot = w_dot.reshape([k * c_out, c_in_g, kh, kw]);
+    let b_dot = layer.bias.as_ref().map(|_| cur.take_full::<2>([0, c_out]).reshape([k * c_out]));
+    let [_, _, h, w] = x.primal.dims();
+    let ((top, bottom), (left, right)) =
+        padding_pairs(&layer.padding, [h, w], layer.kernel_size, layer.stride, layer.dilation);
+    let options = |groups| {
+        ConvOptions::new_with_padding(
+            layer.stride,
+            [(top, bottom), (left, right)],
+            layer.dilation,
+            groups,
+        )
+    };
+    let (x_in, groups) = match layer.groups {
+        1 => (x.primal.clone(), 1),
+        g => (x.primal.clone().repeat_dim(1, k), g * k),
+    };
+    let from_params = channels_to_batch(conv2d(x_in, w_dot, b_dot, options(groups)), k);
+    let tangents = match x.tangents {
+        Some(t) => conv2d(t, layer.weight.val(), None, options(layer.groups)) + from_params,
+        None => from_params,
+    };
+    Duals { primal: layer.forward(x.primal), tangents: Some(tangents) }
+}
+
+/// `y = max(x, 0)` → `ẏ_k = ẋ_k·1[x > 0]`.
+pub(crate) fn relu<const D: usize>(x: Duals<D>, k: usize) -> Duals<D> {
+    let tangents = x.tangents.map(|t| {
+        let mask = x.primal.clone().greater_elem(0.0).float();
+        t * per_member(mask, k)
+    });
+    Duals { primal: x.primal.clamp_min(0.0), tangents }
+}
+
+/// Max-pooling: each tangent takes the element the primal selected.
+pub(crate) fn max_pool2d(layer: &MaxPool2d, x: Duals<4>, k: usize) -> Duals<4> {
+    let [b, c, h, w] = x.primal.dims();
+    let ((top, bottom), (left, right)) =
+        padding_pairs(&layer.padding, [h, w], layer.kernel_size, layer.stride, layer.dilation);
+    let options = MaxPoolOptions::new(layer.kernel_size)
+        .with_stride(layer.stride)
+        .with_padding_pairs([(top, bottom), (left, right)])
+        .with_dilation(layer.dilation)
+        .with_ceil_mode(layer.ceil_mode);
+    let (primal, indices) = max_pool2d_with_indices(x.primal, options);
+    let [_, _, ho, wo] = primal.dims();
+    let tangents = x.tangents.map(|t| {
+        let flat: Tensor<3> = t.reshape([k * b, c, h * w]);
+        let idx: Tensor<3, Int> = indices.reshape([b, c, ho * wo]);
+        let idx = if k == 1 { idx } else { idx.repeat_dim(0, k) };
+        flat.gather(2, idx).reshape([k * b, c, ho, wo])
+    });
+    Duals { primal, tangents }
+}
+
+/// Batch normalisation over dimension 1, as [`crate::jvp::batch_norm`] (training mode reports
+/// the primal's batch statistics), for `K` tangents:
+/// `ẏ_k = γ̇_k·x̂ + β̇_k + γ·(ẋ_k − mean ẋ_k − x̂·mean(ẋ_k·x̂))/σ` (running statistics: `γ·ẋ_k/σ`).
+pub(crate) fn batch_norm<const D: usize>(
+    cur: &mut Cursor<'_>,
+    norm: &BatchNorm,
+    x: Duals<D>,
+    ctx: &mut ForwardCtx,
+) -> Duals<D> {
+    let k = cur.members();
+    let dims = x.primal.dims();
+    let (b, c) = (dims[0], dims[1]);
+    let s: usize = dims[2..].iter().product();
+    let n = b * s;
+    let mut next = || cur.take_full::<3>([0, c, 1]);
+    let (g_dot, b_dot) = (next(), next());
+    let _running = (next(), next());
+    // primal, channels first: [C, N]
+    let xs: Tensor<2> = x.primal.swap_dims(0, 1).reshape([c, n]);
+    let gamma: Tensor<2> = norm.gamma.val().unsqueeze_dim(1);
+    let beta: Tensor<2> = norm.beta.val().unsqueeze_dim(1);
+    // tangents as [K, C, N]
+    let dxs = x
+        .tangents
+        .map(|t| -> Tensor<3> { t.reshape([k, b, c, s]).swap_dims(1, 2).reshape([k, c, n]) });
+    let (xhat, dxhat) = if ctx.train {
+        let mean = xs.clone().mean_dim(1);
+        let centered = xs - mean.clone();
+        let var = centered.clone().powi_scalar(2).mean_dim(1);
+        let std = (var.clone() + BatchNorm::EPSILON).sqrt();
+        let xhat = centered / std.clone();
+        let count = (n as f64).max(2.0);
+        ctx.batch_stats.push((mean.squeeze_dim(1), var.squeeze_dim(1) * (count / (count - 1.0))));
+        let xh: Tensor<3> = xhat.clone().unsqueeze_dim(0);
+        let dxhat = dxs.map(|d| {
+            let dmean = d.clone().mean_dim(2);
+            let dproj = (d.clone() * xh.clone()).mean_dim(2);
+            (d - dmean - xh * dproj) / std.unsqueeze_dim::<3>(0)
+        });
+        (xhat, dxhat)
+    } else {
+        let mean = norm.running_mean.val().unsqueeze_dim(1);
+        let std = (norm.running_var.val().unsqueeze_dim(1) + BatchNorm::EPSILON).sqrt();
+        let xhat = (xs - mean) / std.clone();
+        (xhat, dxs.map(|d| d / std.unsqueeze_dim::<3>(0)))
+    };
+    let primal = xhat.clone() * gamma.clone() + beta;
+    let mut tangents = g_dot * xhat.unsqueeze_dim::<3>(0) + b_dot; // [K, C, N]
+    if let Some(d) = dxhat {
+        tangents = tangents + d * gamma.unsqueeze_dim::<3>(0);
+    }
+    let mut swapped = dims;
+    swapped.swap(0, 1);
+    let mut wide = dims;
+    wide[0] = k * b;
+    Duals {
+        primal: primal.reshape(swapped).swap_dims(0, 1),
+        tangents: Some(tangents.reshape([k, c, b, s]).swap_dims(1, 2).reshape(wide)),
+    }
+}
+
+/// Mean softmax cross-entropy and its derivative along each direction:
+/// `L̇_k = mean_b Σ_c (softmax(z)_c − y_c)·ż_{k,c}` → (`[1]`, `[K]`).
+pub fn cross_entropy(
+    logits: Duals<2>,
+    targets: &Tensor<1, Int>,
+    k: usize,
+) -> (Tensor<1>, Tensor<1>) {
+    let [b, classes] = logits.primal.dims();
+    let onehot = targets.clone().one_hot(classes).float();
+    let logp = burn::tensor::activation::log_softmax(logits.primal.clone(), 1);
+    let loss = (logp * onehot.clone()).sum().neg() / b as f64;
+    let residual: Tensor<3> = (softmax(logits.primal, 1) - onehot).unsqueeze_dim(0);
+    let dloss = match logits.tangents {
+        Some(t) => {
+            let t: Tensor<3> = t.reshape([k, b, classes]);
+            (t * residual).sum_dim(2).sum_dim(1).reshape([k]) / b as f64
+        }
+        None => Tensor::zeros([k], &residual.device()),
+    };
+    (loss, dloss)
+}
