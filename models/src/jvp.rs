@@ -184,17 +184,21 @@ pub fn relu<const D: usize>(x: Dual<D>) -> Dual<D> {
     Dual { primal: x.primal.clamp_min(0.0), tangent: x.tangent * mask }
 }
 
-/// Max-pooling → the tangent of the selected input element.
-pub fn max_pool2d(layer: &MaxPool2d, x: Dual<4>) -> Dual<4> {
-    let [b, c, h, w] = x.primal.dims();
+/// The functional options of `layer` on an input of `size` (its padding resolved).
+pub(crate) fn pool_options(layer: &MaxPool2d, size: [usize; 2]) -> MaxPoolOptions<2> {
     let ((top, bottom), (left, right)) =
-        padding_pairs(&layer.padding, [h, w], layer.kernel_size, layer.stride, layer.dilation);
-    let options = MaxPoolOptions::new(layer.kernel_size)
+        padding_pairs(&layer.padding, size, layer.kernel_size, layer.stride, layer.dilation);
+    MaxPoolOptions::new(layer.kernel_size)
         .with_stride(layer.stride)
         .with_padding_pairs([(top, bottom), (left, right)])
         .with_dilation(layer.dilation)
-        .with_ceil_mode(layer.ceil_mode);
-    let (primal, indices) = max_pool2d_with_indices(x.primal, options);
+        .with_ceil_mode(layer.ceil_mode)
+}
+
+/// Max-pooling → the tangent of the selected input element.
+pub fn max_pool2d(layer: &MaxPool2d, x: Dual<4>) -> Dual<4> {
+    let [b, c, h, w] = x.primal.dims();
+    let (primal, indices) = max_pool2d_with_indices(x.primal, pool_options(layer, [h, w]));
     let [_, _, ho, wo] = primal.dims();
     let flat: Tensor<3> = x.tangent.reshape([b, c, h * w]);
     let tangent = flat.gather(2, indices.reshape([b, c, ho * wo])).reshape([b, c, ho, wo]);

@@ -7,7 +7,7 @@
 //! and the parameter tangents come from a [`Stack`](crate::Stack) whose member `k` holds direction
 //! `k` (running statistics ignored). Same rules as [`crate::jvp`]; checked against it per model.
 
-use crate::jvp::padding_pairs;
+use crate::jvp::{padding_pairs, pool_options};
 use crate::stacked::Cursor;
 use crate::{BatchNorm, ForwardCtx};
 use burn::nn::Linear;
@@ -16,7 +16,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{conv2d, max_pool2d_with_indices};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::ops::ConvOptions;
 
 /// A value and its derivatives along `K` directions.
 #[derive(Debug, Clone)]
@@ -121,14 +121,7 @@ pub(crate) fn relu<const D: usize>(x: Duals<D>, k: usize) -> Duals<D> {
 /// Max-pooling: each tangent takes the element the primal selected.
 pub(crate) fn max_pool2d(layer: &MaxPool2d, x: Duals<4>, k: usize) -> Duals<4> {
     let [b, c, h, w] = x.primal.dims();
-    let ((top, bottom), (left, right)) =
-        padding_pairs(&layer.padding, [h, w], layer.kernel_size, layer.stride, layer.dilation);
-    let options = MaxPoolOptions::new(layer.kernel_size)
-        .with_stride(layer.stride)
-        .with_padding_pairs([(top, bottom), (left, right)])
-        .with_dilation(layer.dilation)
-        .with_ceil_mode(layer.ceil_mode);
-    let (primal, indices) = max_pool2d_with_indices(x.primal, options);
+    let (primal, indices) = max_pool2d_with_indices(x.primal, pool_options(layer, [h, w]));
     let [_, _, ho, wo] = primal.dims();
     let tangents = x.tangents.map(|t| {
         let flat: Tensor<3> = t.reshape([k * b, c, h * w]);
