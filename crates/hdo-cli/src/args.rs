@@ -16,7 +16,9 @@ use std::path::PathBuf;
   hdo run experiments/fig1_cnn.toml --steps 200 --out runs/cnn-short --seed 3
   hdo run experiments/quickstart.toml --set protocol.kind=all_reduce --set zo.rv=32
   hdo run experiments/fig2_logistic.toml --data-dir ~/mnist --download
+  hdo run experiments/fig1_cnn.toml --device wgpu --set zo.stack=16     # GPU: 16 perturbed copies per pass
   hdo bench --out bench.json              # step costs, peak memory, population scaling
+  hdo bench --only average --device wgpu  # one part: steps, average, noise or scaling
 
 Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png."
 )]

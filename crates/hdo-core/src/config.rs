@@ -468,6 +468,8 @@ mod tests {
             ("zo.nu=0", "zo.nu"),
             ("fo.momentum=1.0", "fo.momentum"),
             ("zo.batch_size=0", "zo.batch_size"),
+            ("zo.stack=0", "zo.stack"),
+            ("zo.stack=-2", "zo.stack"),
             ("steps=0", "steps"),
             ("fo.estimator=\"forward_difference\"", "fo.estimator"),
             ("zo.estimator=\"backprop\"", "zo.estimator"),
