@@ -189,15 +189,12 @@ impl Model {
         input: &Input,
         ctx: &ForwardCtx,
     ) -> Option<Tensor<3>> {
-        let mut cur = stacked::Cursor::new(stack);
-        let logits = match self {
-            Model::Logistic(m) => m.forward_stacked(&mut cur, input),
-            Model::Mlp(m) => m.forward_stacked(&mut cur, input),
-            Model::Cnn(m) => m.forward_stacked(&mut cur, input, ctx),
-            Model::Transformer(_) => return None,
-        };
-        assert!(cur.finished(), "stack does not match the architecture's tensors");
-        Some(logits)
+        stacked::Cursor::consume(stack, |cur| match self {
+            Model::Logistic(m) => Some(m.forward_stacked(cur, input)),
+            Model::Mlp(m) => Some(m.forward_stacked(cur, input)),
+            Model::Cnn(m) => Some(m.forward_stacked(cur, input, ctx)),
+            Model::Transformer(_) => None,
+        })
     }
 
     /// Logits and their derivatives along the `K` directions held by `directions` (member `k`
@@ -210,15 +207,12 @@ impl Model {
         input: &Input,
         ctx: &mut ForwardCtx,
     ) -> Option<jvp_stacked::Duals<2>> {
-        let mut cur = stacked::Cursor::new(directions);
-        let out = match self {
-            Model::Logistic(m) => m.forward_jvp_stacked(&mut cur, input),
-            Model::Mlp(m) => m.forward_jvp_stacked(&mut cur, input),
-            Model::Cnn(m) => m.forward_jvp_stacked(&mut cur, input, ctx),
-            Model::Transformer(_) => return None,
-        };
-        assert!(cur.finished(), "stack does not match the architecture's tensors");
-        Some(out)
+        stacked::Cursor::consume(directions, |cur| match self {
+            Model::Logistic(m) => Some(m.forward_jvp_stacked(cur, input)),
+            Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
+            Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
+            Model::Transformer(_) => None,
+        })
     }
 
     /// Whether [`Model::forward_stacked`] and [`Model::forward_jvp_stacked`] are available for

@@ -39,8 +39,16 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(stack: &'a Stack) -> Self {
-        Cursor { stack, next: 0 }
+    /// Run `pass` over `stack`'s tensors; a pass that returns a value must have used every one
+    /// (the stack was built from another architecture otherwise: a programming error).
+    pub(crate) fn consume<T>(
+        stack: &'a Stack,
+        pass: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+    ) -> Option<T> {
+        let mut cur = Cursor { stack, next: 0 };
+        let out = pass(&mut cur)?;
+        assert!(cur.finished(), "stack does not match the architecture's tensors");
+        Some(out)
     }
 
     /// `K`.
@@ -49,7 +57,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether every tensor was consumed (the architecture and the stack agree).
-    pub(crate) fn finished(&self) -> bool {
+    fn finished(&self) -> bool {
         self.next == self.stack.tensors.len()
     }
 

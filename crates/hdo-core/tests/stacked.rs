@@ -166,27 +166,31 @@ fn estimators_give_the_same_estimate_stacked_or_not() {
     }
 }
 
+/// An experiment from `keys` plus `zo.stack = stack`.
+fn experiment(keys: &[&str], stack: usize) -> Experiment {
+    let mut sets: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    sets.push(format!("zo.stack={stack}"));
+    Experiment::new(ExperimentConfig::from_toml("", &sets).unwrap()).unwrap()
+}
+
 #[test]
 fn a_model_without_a_stacked_forward_falls_back_to_one_at_a_time() {
     let run = |stack: usize| {
-        let cfg = ExperimentConfig::from_toml(
-            "",
+        let mut exp = experiment(
             &[
-                "data.dataset=\"brackets\"".into(),
-                "data.brackets.train=64".into(),
-                "data.brackets.validation=16".into(),
-                "data.brackets.max_len=8".into(),
-                "model.kind=\"transformer\"".into(),
-                "population.fo=0".into(),
-                "population.zo=1".into(),
-                "zo.batch_size=8".into(),
-                "zo.rv=3".into(),
-                format!("zo.stack={stack}"),
-                "steps=2".into(),
+                "data.dataset=\"brackets\"",
+                "data.brackets.train=64",
+                "data.brackets.validation=16",
+                "data.brackets.max_len=8",
+                "model.kind=\"transformer\"",
+                "population.fo=0",
+                "population.zo=1",
+                "zo.batch_size=8",
+                "zo.rv=3",
+                "steps=2",
             ],
-        )
-        .unwrap();
-        let mut exp = Experiment::new(cfg).unwrap();
+            stack,
+        );
         let train = exp.data.train.clone();
         exp.population.step(&[0], &train, 0, false).unwrap();
         exp.population.step(&[0], &train, 0, false).unwrap();
@@ -207,26 +211,23 @@ fn a_model_without_a_stacked_forward_falls_back_to_one_at_a_time() {
 fn a_stacked_population_trains_like_the_one_at_a_time_population() {
     // the whole path: config key, nodes, estimator, optimizer — on the CNN with BatchNorm
     let run = |stack: usize| {
-        let cfg = ExperimentConfig::from_toml(
-            "",
+        let mut exp = experiment(
             &[
-                "model.kind=\"cnn\"".into(),
-                "model.channels=[2,3,4]".into(),
-                "model.hidden=[8]".into(),
-                "population.fo=1".into(),
-                "population.zo=2".into(),
-                "zo.batch_size=8".into(),
-                "fo.batch_size=8".into(),
-                "zo.rv=6".into(),
-                "zo.nu=1e-2".into(),
-                format!("zo.stack={stack}"),
-                "steps=3".into(),
-                "eval_every=3".into(),
-                "data.eval_limit=100".into(),
+                "model.kind=\"cnn\"",
+                "model.channels=[2,3,4]",
+                "model.hidden=[8]",
+                "population.fo=1",
+                "population.zo=2",
+                "zo.batch_size=8",
+                "fo.batch_size=8",
+                "zo.rv=6",
+                "zo.nu=1e-2",
+                "steps=3",
+                "eval_every=3",
+                "data.eval_limit=100",
             ],
-        )
-        .unwrap();
-        let mut exp = Experiment::new(cfg).unwrap();
+            stack,
+        );
         let dir = tempfile::tempdir().unwrap();
         exp.run(dir.path(), &mut |_| {}).unwrap()
     };
