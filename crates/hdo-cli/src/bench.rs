@@ -70,7 +70,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         report["steps"] = json!(steps);
     }
     if wants(BenchPart::Average) {
-        let bw = bench::average_bandwidth(&device, args.reps, device_name == "cpu");
+        let bw = bench::average_bandwidth(&device, args.reps);
         println!(
             "\npair average of two ResNet-18-sized sets ({} floats): {:.2} ms = {:.1} GB/s moved, {:.0}% of the copy bandwidth ({:.1} GB/s)",
             bw.floats,

@@ -276,18 +276,19 @@ pub struct AverageBandwidth {
     pub fraction_of_copy: f64,
 }
 
-/// Measure [`AverageBandwidth`] on `device`; the copy is a multi-threaded host slice copy when
-/// `host` (the CPU device), a device-side `x·1` otherwise.
-pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBandwidth {
+/// Measure [`AverageBandwidth`] on `device`; the copy is a multi-threaded host slice copy on the
+/// CPU, a device-side `x·1` otherwise.
+pub fn average_bandwidth(device: &Device, reps: usize) -> AverageBandwidth {
+    let host = crate::device::is_host(device);
     let n = 11_689_512usize;
     let set = |m: usize| params::upload((0..n).map(|i| (i % m) as f32).collect(), device);
     let mut times = Vec::new();
-    for _ in 0..reps.max(3) + 1 {
+    for _ in 0..reps.max(9) + 1 {
         // fresh, uniquely owned sets, as gossip moves them out of two replicas
         let (a, b) = (set(97), set(89));
         let _ = device.sync();
         let t = Instant::now();
-        let m = average::mean(vec![a, b], crate::device::is_host(device));
+        let m = average::mean(vec![a, b], host);
         let _ = m.narrow(0, 0, 1).into_scalar::<f32>();
         times.push(t.elapsed().as_secs_f64());
     }
@@ -297,7 +298,7 @@ pub fn average_bandwidth(device: &Device, reps: usize, host: bool) -> AverageBan
         let src = vec![1f32; n];
         let mut dst = vec![0f32; n];
         let mut times = Vec::new();
-        for _ in 0..reps.max(3) {
+        for _ in 0..reps.max(9) {
             // on all cores, as the average runs: one core alone cannot saturate memory
             let t = Instant::now();
             dst.par_chunks_mut(1 << 15)
