@@ -6,7 +6,7 @@
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
 use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor};
+use crate::stacked::{self, Cursor, StackInput};
 use crate::{BatchNorm, Dual, ForwardCtx, Input, jvp};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -144,12 +144,18 @@ impl Cnn {
     pub(crate) fn forward_stacked(
         &self,
         cur: &mut Cursor<'_>,
-        input: &Input,
+        input: StackInput<'_>,
         ctx: &ForwardCtx,
     ) -> Tensor<3> {
-        let Input::Images(mut x) = input.clone() else { panic!("the CNN takes image inputs") };
+        let Input::Images(mut x) = input.input().clone() else {
+            panic!("the CNN takes image inputs")
+        };
+        if !input.is_shared() {
+            x = stacked::members_as_channels(x, cur.members()); // [b, K·c, h, w]
+        }
         for (i, block) in self.convs.iter().enumerate() {
-            x = stacked::conv2d_stacked(cur, &block.conv, x, i == 0); // [b, K·c_i, h, w]
+            let shared = i == 0 && input.is_shared();
+            x = stacked::conv2d_stacked(cur, &block.conv, x, shared); // [b, K·c_i, h, w]
             x = relu(stacked::batch_norm_channels(cur, &block.norm, x, ctx));
             if i >= 1 {
                 x = self.pool.forward(x);

@@ -23,7 +23,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use mlp::{Mlp, MlpConfig};
-pub use stacked::Stack;
+pub use stacked::{Stack, StackInput};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
@@ -180,13 +180,14 @@ impl Model {
         }
     }
 
-    /// Logits `[K, batch, classes]` of the `K` replicas whose parameters `stack` holds, all on the
-    /// same `input`, in one batched pass ([`stacked`]); `None` when this architecture has no
-    /// stacked forward (callers then evaluate the replicas one by one).
+    /// Logits `[K, batch, classes]` of the `K` replicas whose parameters `stack` holds, on one
+    /// shared batch or one batch each, in one batched pass ([`stacked`]); `None` when this
+    /// architecture has no stacked forward (callers then evaluate the replicas one by one).
+    /// Stacked passes apply no dropout (no stackable model has any).
     pub fn forward_stacked(
         &self,
         stack: &Stack,
-        input: &Input,
+        input: StackInput<'_>,
         ctx: &ForwardCtx,
     ) -> Option<Tensor<3>> {
         stacked::Cursor::consume(stack, |cur| match self {

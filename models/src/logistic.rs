@@ -5,7 +5,7 @@
 //! cross-entropy, the model the paper describes.
 
 use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor};
+use crate::stacked::{self, Cursor, StackInput};
 use crate::{Dual, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -35,8 +35,9 @@ impl Logistic {
     }
 
     /// Logits `[K, batch, classes]` of the stack's `K` members.
-    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Tensor<3> {
-        stacked::linear(cur, &self.linear, stacked::flat_input(input))
+    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: StackInput<'_>) -> Tensor<3> {
+        let x = stacked::flat_input(input, cur.members());
+        stacked::linear(cur, &self.linear, x)
     }
 
     /// Logits and their derivatives along the stack's `K` directions (one primal pass).

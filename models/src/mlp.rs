@@ -1,7 +1,7 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
 use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor};
+use crate::stacked::{self, Cursor, StackInput};
 use crate::{Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -69,8 +69,8 @@ impl Mlp {
     }
 
     /// Logits `[K, batch, classes]` of the stack's `K` members.
-    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Tensor<3> {
-        let mut x = stacked::flat_input(input);
+    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: StackInput<'_>) -> Tensor<3> {
+        let mut x = stacked::flat_input(input, cur.members());
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             x = stacked::linear(cur, layer, x);

@@ -3,7 +3,9 @@
 //! A zeroth-order step evaluates the same minibatch at `rv` perturbed copies of the parameters.
 //! Run one at a time, each copy is a chain of small kernel launches (GPU) or small matrix products
 //! (CPU). Stacked, the copies become batched matrix products and grouped convolutions over a
-//! leading *member* axis — a few large launches instead of `K` times as many small ones.
+//! leading *member* axis — a few large launches instead of `K` times as many small ones. The
+//! members may share one batch (the copies of one node, [`StackInput::Shared`]) or each see their
+//! own (the copies of many nodes, [`StackInput::PerMember`]).
 //!
 //! The parameter values come from a [`Stack`]; the module only supplies the architecture (shapes,
 //! strides, which layers follow which). Members are independent: batch normalisation normalises
@@ -30,6 +32,29 @@ pub struct Stack {
     pub tensors: Vec<Tensor<2>>,
     /// Number of replicas `K`.
     pub members: usize,
+}
+
+/// The batch the members of a stacked pass evaluate.
+#[derive(Debug, Clone, Copy)]
+pub enum StackInput<'a> {
+    /// Every member evaluates the same batch of `B` examples.
+    Shared(&'a Input),
+    /// Member `m` evaluates rows `m·B .. (m+1)·B` of a member-major batch of `K·B` examples.
+    PerMember(&'a Input),
+}
+
+impl<'a> StackInput<'a> {
+    /// The underlying batch.
+    pub fn input(&self) -> &'a Input {
+        match *self {
+            StackInput::Shared(x) | StackInput::PerMember(x) => x,
+        }
+    }
+
+    /// Whether every member sees the same batch.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, StackInput::Shared(_))
+    }
 }
 
 /// Hands out a [`Stack`]'s tensors in visiting order, shaped for the layer that asks.
@@ -152,9 +177,25 @@ pub(crate) fn batch_norm_features(
     y.reshape([b, k, f]).swap_dims(0, 1)
 }
 
-/// Flattened images `[1, batch, features]`: the shared input of the first linear layer.
-pub(crate) fn flat_input(input: &Input) -> Tensor<3> {
-    flatten(input).unsqueeze_dim(0)
+/// Flattened images as the first linear layer's input: `[1, batch, features]` when shared,
+/// `[K, batch, features]` per member.
+pub(crate) fn flat_input(input: StackInput<'_>, k: usize) -> Tensor<3> {
+    let x = flatten(input.input());
+    match input {
+        StackInput::Shared(_) => x.unsqueeze_dim(0),
+        StackInput::PerMember(_) => {
+            let [kb, f] = x.dims();
+            x.reshape([k, kb / k, f])
+        }
+    }
+}
+
+/// Member-major images `[K·B, C, h, w]` to member-major channels `[B, K·C, h, w]`, the layout
+/// of a grouped convolution over members.
+pub(crate) fn members_as_channels(x: Tensor<4>, k: usize) -> Tensor<4> {
+    let [kb, c, h, w] = x.dims();
+    let x: Tensor<5> = x.reshape([k, kb / k, c, h, w]);
+    x.swap_dims(0, 1).reshape([kb / k, k * c, h, w])
 }
 
 /// Member-major channels `[batch, K·C, h, w]` to per-member features `[K, batch, C·h·w]`

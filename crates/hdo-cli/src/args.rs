@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Run only these parts (repeat the flag for several); all when absent.
     #[arg(long, value_enum)]
     pub only: Vec<BenchPart>,
+    /// Config override for the scaling populations (repeatable), e.g. `--set zo.stack=128 --set
+    /// zo.batch_nodes=true` to time the batched execution of the whole population.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

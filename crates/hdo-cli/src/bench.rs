@@ -93,8 +93,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             vec![(1, 0), (0, 1), (1, 3), (2, 14), (6, 58), (24, 232), (24, 256), (93, 931)]
         };
-        let scaling = bench::population_scaling(device_name, &sizes, args.rounds)
+        let scaling = bench::population_scaling(device_name, &sizes, args.rounds, &args.set)
             .context("population scaling")?;
+        if !args.set.is_empty() {
+            println!("\npopulations with {}", args.set.join(" "));
+            report["population_scaling_set"] = json!(args.set);
+        }
         println!(
             "\n{:>5} {:>5} {:>6} {:>14} {:>12} {:>16}",
             "FO", "ZO", "nodes", "s per round", "rounds/s", "noise floor (s)"

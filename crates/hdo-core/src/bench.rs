@@ -118,13 +118,21 @@ pub fn steps(
                     layout: &layout,
                     noise,
                     stack: 1,
+                    batcher: None,
                 })
                 .unwrap_or_else(|e| panic!("{e}"));
             let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Sgd, false);
             let _ = opt.step(ad_model.clone(), &layout, &e.gradient, 0);
         }));
         let zo = |est: &dyn Estimator, stack: usize| {
-            let input = StepInput { model: &model, batch: &batch, layout: &layout, noise, stack };
+            let input = StepInput {
+                model: &model,
+                batch: &batch,
+                layout: &layout,
+                noise,
+                stack,
+                batcher: None,
+            };
             let e = est.estimate(input).unwrap_or_else(|e| panic!("{e}"));
             let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Ema, false);
             let _ = opt.step(model.clone(), &layout, &e.gradient, 0);
@@ -214,17 +222,18 @@ pub struct Scaling {
 }
 
 /// Rounds of logistic populations (batch 2, rv 128, matching, the Figure 2 setting) of the given
-/// sizes, on `device`.
+/// sizes, on `device`, with the config overrides `extra` (e.g. `zo.batch_nodes=true`).
 pub fn population_scaling(
     device: &str,
     sizes: &[(usize, usize)],
     rounds: u64,
+    extra: &[String],
 ) -> Result<Vec<Scaling>, Error> {
     let per_thread = noise_seconds(1 << 24) / (1u64 << 24) as f64;
     let threads = rayon::current_num_threads().max(1) as f64;
     let mut out = Vec::new();
     for &(fo, zo) in sizes {
-        let sets = [
+        let mut sets = vec![
             format!("population.fo={fo}"),
             format!("population.zo={zo}"),
             "fo.batch_size=2".into(),
@@ -235,6 +244,7 @@ pub fn population_scaling(
             "data.eval_limit=1".into(),
             format!("device=\"{device}\""),
         ];
+        sets.extend(extra.iter().cloned());
         let cfg = ExperimentConfig::from_toml("", &sets)?;
         let mut exp = Experiment::new(cfg)?;
         let dir = std::env::temp_dir().join(format!("hdo-bench-{}-{fo}-{zo}", std::process::id()));
@@ -248,7 +258,7 @@ pub fn population_scaling(
         })?;
         let _ = std::fs::remove_dir_all(&dir);
         times.remove(0); // first round: warm-up
-        let gaussians = zo as u64 * 128 * 2 * exp.population.layout.dim;
+        let gaussians = zo as u64 * exp.config.zo.rv as u64 * 2 * exp.population.layout.dim;
         out.push(Scaling {
             fo,
             zo,

@@ -167,6 +167,10 @@ pub struct GroupConfig {
     /// Perturbed copies a ZO node evaluates together in one stacked (batched) pass; 1 evaluates
     /// them one at a time (least memory). Models without a stacked forward ignore it.
     pub stack: usize,
+    /// Evaluate the perturbed copies of all this group's nodes that step in a round together, as
+    /// one stacked pass per request (each node's `stack` copies on its own minibatch), instead of
+    /// node by node. For GPUs: fewer, larger launches. Models without a stacked forward ignore it.
+    pub batch_nodes: bool,
 }
 
 impl Default for GroupConfig {
@@ -186,6 +190,7 @@ impl Default for GroupConfig {
             schedule: ScheduleKind::Constant,
             warmup: 0,
             stack: 1,
+            batch_nodes: false,
         }
     }
 }
@@ -470,6 +475,7 @@ mod tests {
             ("zo.batch_size=0", "zo.batch_size"),
             ("zo.stack=0", "zo.stack"),
             ("zo.stack=-2", "zo.stack"),
+            ("zo.batch_nodes=2", "zo.batch_nodes"),
             ("steps=0", "steps"),
             ("fo.estimator=\"forward_difference\"", "fo.estimator"),
             ("zo.estimator=\"backprop\"", "zo.estimator"),

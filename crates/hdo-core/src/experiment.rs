@@ -104,6 +104,7 @@ impl Experiment {
                     optimizer: Optimizer::new(schedule, g.momentum, style, g.sign),
                     batch_size: g.batch_size,
                     stack: g.stack,
+                    batched: g.batch_nodes && !needs_ad,
                     steps: 0,
                     device,
                 }

@@ -21,6 +21,7 @@
 //! round), never of global state: the same config and seed give identical metrics on a device.
 
 pub mod average;
+pub mod batcher;
 pub mod bench;
 pub mod config;
 pub mod data;

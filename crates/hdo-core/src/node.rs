@@ -1,5 +1,6 @@
 //! A node: one model replica with its kind, data shard, optimizer state and step counter.
 
+use crate::batcher::Batcher;
 use crate::config::NodeKind;
 use crate::data::Examples;
 use crate::error::Error;
@@ -28,6 +29,8 @@ pub struct Node {
     pub batch_size: usize,
     /// Perturbed copies evaluated together in one stacked pass (the population's `stack`).
     pub stack: usize,
+    /// Whether its perturbed passes join other nodes' ([`Batcher`], the group's `batch_nodes`).
+    pub batched: bool,
     /// Local steps taken so far.
     pub steps: u64,
     /// The device its model lives on.
@@ -50,6 +53,9 @@ pub struct StepReport {
 
 impl Node {
     /// One local step: draw a minibatch, estimate, update running statistics, apply the optimizer.
+    /// With a `batcher`, the estimator's perturbed passes are evaluated together with other
+    /// nodes' ([`Batcher`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         estimator: &dyn Estimator,
@@ -57,12 +63,19 @@ impl Node {
         layout: &Layout,
         seed: u64,
         diagnose: bool,
+        batcher: Option<&Batcher>,
     ) -> Result<StepReport, Error> {
         let indices = self.sampler.next_batch(self.batch_size);
         let batch = train.batch(&indices, &self.device);
         let noise = NoiseStream::new(seed, self.id as u64, self.steps);
-        let input =
-            StepInput { model: &self.model, batch: &batch, layout, noise, stack: self.stack };
+        let input = StepInput {
+            model: &self.model,
+            batch: &batch,
+            layout,
+            noise,
+            stack: self.stack,
+            batcher: batcher.map(|b| (self.id, b)),
+        };
         let estimate = estimator.estimate(input)?;
         let diagnostic = if diagnose && self.kind == NodeKind::Zo {
             Some(self.compare_with_true_gradient(
@@ -101,7 +114,8 @@ impl Node {
         let autodiff = self.device.clone().inner().autodiff();
         let copy = burn::module::Module::train(self.model.clone());
         let batch = train.batch(indices, &autodiff);
-        let input = StepInput { model: &copy, batch: &batch, layout, noise, stack: 1 };
+        let input =
+            StepInput { model: &copy, batch: &batch, layout, noise, stack: 1, batcher: None };
         let truth = Backprop.estimate(input)?;
         let plain = self.device.clone().inner();
         let (mut dot, mut nn, mut tt) = (0f64, 0f64, 0f64);

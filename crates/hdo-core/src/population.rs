@@ -1,5 +1,6 @@
 //! The population: nodes, their shared layout and estimators, and the operations of a round.
 
+use crate::batcher::Batcher;
 use crate::config::NodeKind;
 use crate::data::Examples;
 use crate::error::Error;
@@ -32,6 +33,8 @@ impl Population {
     }
 
     /// One local step on each node in `ids` (distinct), in parallel. Results are in node order.
+    /// Nodes with `batched` set step on threads of their own and evaluate their perturbed copies
+    /// together through one [`Batcher`]; the others step on the thread pool meanwhile.
     pub fn step(
         &mut self,
         ids: &[usize],
@@ -44,14 +47,42 @@ impl Population {
             selected[i] = true;
         }
         let (layout, estimators) = (&self.layout, &self.estimators);
-        self.nodes
-            .par_iter_mut()
-            .filter(|n| selected[n.id])
-            .map(|node| {
-                let est = &estimators[usize::from(node.kind == NodeKind::Zo)];
-                node.step(est.as_ref(), train, layout, seed, diagnose).map(|r| (node.id, r))
-            })
-            .collect()
+        let estimator = |node: &Node| &estimators[usize::from(node.kind == NodeKind::Zo)];
+        let (batched, solo): (Vec<&mut Node>, Vec<&mut Node>) =
+            self.nodes.iter_mut().filter(|n| selected[n.id]).partition(|n| n.batched);
+        let batcher = Batcher::new();
+        let mut reports: Vec<(usize, StepReport)> = std::thread::scope(|scope| {
+            // every member joins before any can submit, so each flush holds all of them
+            let memberships: Vec<_> = batched.iter().map(|_| batcher.join()).collect();
+            let threads: Vec<_> = batched
+                .into_iter()
+                .zip(memberships)
+                .map(|(node, membership)| {
+                    let (est, batcher) = (estimator(node), &batcher);
+                    scope.spawn(move || {
+                        let _membership = membership;
+                        let report =
+                            node.step(est.as_ref(), train, layout, seed, diagnose, Some(batcher));
+                        report.map(|r| (node.id, r))
+                    })
+                })
+                .collect();
+            let mut reports: Vec<(usize, StepReport)> = solo
+                .into_par_iter()
+                .map(|node| {
+                    let est = estimator(node);
+                    node.step(est.as_ref(), train, layout, seed, diagnose, None)
+                        .map(|r| (node.id, r))
+                })
+                .collect::<Result<_, Error>>()?;
+            for thread in threads {
+                let report = thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                reports.push(report?);
+            }
+            Ok::<_, Error>(reports)
+        })?;
+        reports.sort_by_key(|(id, _)| *id);
+        Ok(reports)
     }
 
     /// Replace each group's members' parameters (all float tensors, running statistics

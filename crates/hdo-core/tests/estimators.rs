@@ -94,6 +94,7 @@ fn backprop_matches_the_analytic_logistic_gradient() {
             layout: &layout,
             noise: NoiseStream::new(0, 0, 0),
             stack: 1,
+            batcher: None,
         })
         .unwrap();
     let got = dense(&est.gradient, &layout, &plain);
@@ -159,6 +160,7 @@ fn bias_ratio(est: &dyn Estimator, draws: u64, autodiff: bool) -> f64 {
                 layout: &layout,
                 noise: noise0,
                 stack: 1,
+                batcher: None,
             })
             .unwrap()
             .gradient,
@@ -176,6 +178,7 @@ fn bias_ratio(est: &dyn Estimator, draws: u64, autodiff: bool) -> f64 {
                 layout: &layout,
                 noise: NoiseStream::new(5, 2, s),
                 stack: 1,
+                batcher: None,
             })
             .unwrap();
         for (i, g) in dense(&e.gradient, &layout, &plain).into_iter().enumerate() {

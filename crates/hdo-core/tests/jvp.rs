@@ -41,6 +41,7 @@ fn check(config: ModelConfig, train: bool) {
                 layout: &layout,
                 noise: NoiseStream::new(0, 0, 0),
                 stack: 1,
+                batcher: None,
             })
             .unwrap();
         let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
@@ -151,7 +152,14 @@ fn transformer_jvp_matches_autodiff() {
         let noise = NoiseStream::new(4, 1, 0);
         // both passes use the step's dropout masks
         let e = Backprop
-            .estimate(StepInput { model: &ad, batch: &ad_b, layout: &layout, noise, stack: 1 })
+            .estimate(StepInput {
+                model: &ad,
+                batch: &ad_b,
+                layout: &layout,
+                noise,
+                stack: 1,
+                batcher: None,
+            })
             .unwrap();
         let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
         let grad: Vec<f32> = g.into_iter().flat_map(params::download).collect();

@@ -223,7 +223,7 @@ fn a_model_that_does_not_fit_the_data_is_a_config_error() {
 
 #[test]
 fn bench_population_scaling_reports_rounds_and_the_noise_floor() {
-    let rows = hdo_core::bench::population_scaling("cpu", &[(1, 0), (1, 2)], 2).unwrap();
+    let rows = hdo_core::bench::population_scaling("cpu", &[(1, 0), (1, 2)], 2, &[]).unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.seconds_per_round > 0.0));
     assert_eq!(rows[0].gaussians_per_round, 0);

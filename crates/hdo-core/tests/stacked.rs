@@ -16,7 +16,7 @@ use hdo_core::params::{self, Layout};
 use hdo_core::{Experiment, ExperimentConfig};
 use hdo_datasets::mnist;
 use hdo_models::{
-    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, jvp, jvp_stacked,
+    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, StackInput, jvp, jvp_stacked,
 };
 
 fn stackable() -> Vec<ModelConfig> {
@@ -59,7 +59,7 @@ fn stacked_logits_and_losses_match_one_replica_at_a_time() {
         assert_eq!(stack.members, probes.len());
         for train in [true, false] {
             let ctx = if train { ForwardCtx::train() } else { ForwardCtx::eval() };
-            let logits = model.forward_stacked(&stack, &b.input, &ctx).unwrap();
+            let logits = model.forward_stacked(&stack, StackInput::Shared(&b.input), &ctx).unwrap();
             assert_eq!(logits.dims(), [probes.len(), 12, 10]);
             let losses = params::download(stacked_cross_entropy(logits.clone(), &b.targets));
             for (j, &(k, scale)) in probes.iter().enumerate() {
@@ -143,8 +143,15 @@ fn estimators_give_the_same_estimate_stacked_or_not() {
         for est in &estimators {
             let run = |stack: usize| {
                 let noise = NoiseStream::new(1, 2, 3);
-                est.estimate(StepInput { model: &model, batch: &b, layout: &layout, noise, stack })
-                    .unwrap()
+                est.estimate(StepInput {
+                    model: &model,
+                    batch: &b,
+                    layout: &layout,
+                    noise,
+                    stack,
+                    batcher: None,
+                })
+                .unwrap()
             };
             let single = run(1);
             // 2 does not divide the probe count: the last stack is partial
@@ -240,4 +247,113 @@ fn a_stacked_population_trains_like_the_one_at_a_time_population() {
         a.mean_val_loss,
         b.mean_val_loss
     );
+}
+
+#[test]
+fn nodes_batched_together_get_the_losses_of_their_own_copies_on_their_own_batches() {
+    // three nodes with different parameters, batches and numbers of copies, one of them with no
+    // request at all: each must get exactly what evaluating its copies alone gives
+    use hdo_core::batcher::Batcher;
+    let split = mnist::bundled(2000).unwrap();
+    for config in stackable() {
+        let (_, layout, _) = setup(&config, 6);
+        type Node = (Model, Batch, NoiseStream, Vec<(u32, f32)>);
+        let nodes: Vec<Node> = (0..4usize)
+            .map(|i| {
+                let (mut model, _, _) = setup(&config, 6);
+                model = hdo_core::init::initialize(model, &layout, 10 + i as u64);
+                let rows: Vec<usize> = (i * 6..i * 6 + 6).collect();
+                let b = batch(&split.train, &rows, &Device::flex());
+                let probes: Vec<(u32, f32)> =
+                    (0..[2, 3, 1, 0][i]).map(|k| (k as u32, 0.05 * (k as f32 + 1.0))).collect();
+                (model, b, NoiseStream::new(5, i as u64, 1), probes)
+            })
+            .collect();
+        let batcher = Batcher::new();
+        let memberships: Vec<_> = nodes.iter().map(|_| batcher.join()).collect();
+        let got: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let threads: Vec<_> = nodes
+                .iter()
+                .zip(memberships)
+                .enumerate()
+                .map(|(i, ((model, b, noise, probes), membership))| {
+                    let (batcher, layout) = (&batcher, &layout);
+                    s.spawn(move || {
+                        let _membership = membership;
+                        if probes.is_empty() {
+                            return Vec::new();
+                        }
+                        let stack = perturbed_stack(model, layout, *noise, probes);
+                        batcher.losses(i, model, stack, b)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (i, (model, b, noise, probes)) in nodes.iter().enumerate() {
+            let want: Vec<f32> = probes
+                .iter()
+                .map(|&(k, scale)| {
+                    let copy = perturbed(model, &layout, *noise, k, scale);
+                    let logits = copy.forward(&b.input, &mut ForwardCtx::train());
+                    cross_entropy(logits, &b.targets).into_scalar::<f32>()
+                })
+                .collect();
+            close(&got[i], &want, 1e-5, &format!("{} node {i}", config.name()));
+        }
+    }
+}
+
+#[test]
+fn a_population_batched_across_nodes_trains_like_node_by_node() {
+    // debiased draws a different number of copies per node and step, so nodes make different
+    // numbers of requests: the rendezvous must still hand each its own losses. The logistic
+    // model's batched pass is bit-identical; the CNN's grouped first convolution sums in another
+    // order, and debiased divides loss differences by radii down to ν·c^j, which amplifies that
+    // rounding (as in `estimators_give_the_same_estimate_stacked_or_not`).
+    let cnn = &["model.kind=\"cnn\"", "model.channels=[2,3,4]", "model.hidden=[8]"][..];
+    let logistic = &["model.kind=\"logistic\""][..];
+    for (model, estimator, nu, tol) in [
+        (logistic, "debiased", 1e-2, 0.0),
+        (cnn, "forward_difference", 1e-2, 1e-5),
+        (cnn, "debiased", 0.2, 1e-4),
+    ] {
+        let run = |batch_nodes: bool| {
+            let mut keys: Vec<String> = model.iter().map(|k| k.to_string()).collect();
+            keys.extend([
+                format!("zo.estimator=\"{estimator}\""),
+                format!("zo.batch_nodes={batch_nodes}"),
+                format!("zo.nu={nu}"),
+            ]);
+            keys.extend(
+                [
+                    "population.fo=1",
+                    "population.zo=3",
+                    "zo.batch_size=8",
+                    "fo.batch_size=8",
+                    "zo.rv=5",
+                    "steps=3",
+                    "eval_every=3",
+                    "data.eval_limit=100",
+                ]
+                .map(String::from),
+            );
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut exp = experiment(&keys, 2);
+            let dir = tempfile::tempdir().unwrap();
+            let rows = exp.run(dir.path(), &mut |_| {}).unwrap();
+            let params: Vec<f32> = exp
+                .population
+                .nodes
+                .iter()
+                .flat_map(|n| params::collect(&n.model))
+                .flat_map(params::download)
+                .collect();
+            (rows.last().unwrap().forward_passes, params)
+        };
+        let (node_by_node, batched) = (run(false), run(true));
+        let what = format!("{} {estimator}", model[0]);
+        assert_eq!(node_by_node.0, batched.0, "{what}: forward passes");
+        close(&batched.1, &node_by_node.1, tol, &format!("{what}: parameters"));
+    }
 }

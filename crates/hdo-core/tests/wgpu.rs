@@ -16,14 +16,19 @@ mod common;
 
 use hdo_core::Experiment;
 
-/// Run the tiny hybrid config on `device` with `extra` keys.
+/// Run the tiny hybrid config (1 FO, 1 ZO) on `device` with `extra` keys.
 fn run(device: &str, extra: &[&str]) -> Vec<hdo_core::metrics::Record> {
+    run_with(device, 1, extra)
+}
+
+/// The tiny config with 1 FO and `zo` ZO nodes.
+fn run_with(device: &str, zo: usize, extra: &[&str]) -> Vec<hdo_core::metrics::Record> {
     let dir = tempfile::tempdir().unwrap();
     let dev = format!("device=\"{device}\"");
     let mut keys =
         vec![dev.as_str(), "steps=4", "eval_every=2", "data.eval_limit=200", "fo.lr=0.05"];
     keys.extend(extra);
-    Experiment::new(common::tiny(1, 1, &keys)).unwrap().run(dir.path(), &mut |_| {}).unwrap()
+    Experiment::new(common::tiny(1, zo, &keys)).unwrap().run(dir.path(), &mut |_| {}).unwrap()
 }
 
 fn assert_agree(cpu: &[hdo_core::metrics::Record], gpu: &[hdo_core::metrics::Record]) {
@@ -76,4 +81,15 @@ fn stacked_forward_gradient_on_wgpu_agrees_with_cpu() {
     ];
     let stacked: Vec<&str> = cnn.iter().copied().chain(["zo.stack=4"]).collect();
     assert_agree(&run("cpu", &cnn), &run("wgpu", &stacked));
+}
+
+/// Cross-node batching on the GPU (three ZO nodes' copies in one pass, each on its own
+/// minibatch) against node-by-node evaluation on the CPU.
+#[test]
+#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
+fn nodes_batched_on_wgpu_agree_with_node_by_node_on_cpu() {
+    let cnn = ["model.kind=\"cnn\"", "model.channels=[2,3,4]", "model.hidden=[8]", "zo.nu=1e-2"];
+    let batched: Vec<&str> =
+        cnn.iter().copied().chain(["zo.stack=4", "zo.batch_nodes=true"]).collect();
+    assert_agree(&run_with("cpu", 3, &cnn), &run_with("wgpu", 3, &batched));
 }

@@ -26,13 +26,14 @@ pub use forward_difference::ForwardDifference;
 pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;
 
+use crate::batcher::Batcher;
 use crate::config::GroupConfig;
 use crate::data::Batch;
 use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{Layout, TensorInfo, download, upload};
 use burn::prelude::*;
-use hdo_models::{ForwardCtx, Model};
+use hdo_models::{ForwardCtx, Model, StackInput};
 use serde::{Deserialize, Serialize};
 
 /// What an estimator sees.
@@ -49,6 +50,9 @@ pub struct StepInput<'a> {
     /// choice, not part of the estimate: both ways give the same losses up to float summation
     /// order.
     pub stack: usize,
+    /// Where this node's stacks go when nodes are batched together (`batch_nodes`): the node's
+    /// id and the round's [`Batcher`]. `None`: the node evaluates its own stacks.
+    pub batcher: Option<(usize, &'a Batcher)>,
 }
 
 impl StepInput<'_> {
@@ -211,10 +215,19 @@ pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
 
 /// Losses of copies moved to `x + scale·z_k`, one per `(k, scale)` probe, in order. When
 /// `input.stack > 1` and the model has a stacked forward, up to `stack` copies run as one batched
-/// pass ([`hdo_models::stacked`]); otherwise one at a time. Estimators state which perturbations
-/// they need and stay unaware of how they are executed.
+/// pass ([`hdo_models::stacked`]); with a [`Batcher`], those stacks join other nodes' in one pass;
+/// otherwise one at a time. Estimators state which perturbations they need and stay unaware of
+/// how they are executed.
 pub(crate) fn perturbed_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
-    if input.stack > 1 && input.model.can_stack() {
+    if let Some((node, batcher)) = input.batcher.filter(|_| input.model.can_stack()) {
+        probes
+            .chunks(input.stack.max(1))
+            .flat_map(|chunk| {
+                let stack = perturbed_stack(input.model, input.layout, input.noise, chunk);
+                batcher.losses(node, input.model, stack, input.batch)
+            })
+            .collect()
+    } else if input.stack > 1 && input.model.can_stack() {
         probes.chunks(input.stack).flat_map(|chunk| stacked_losses(input, chunk)).collect()
     } else {
         probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()
@@ -224,7 +237,8 @@ pub(crate) fn perturbed_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> 
 /// Losses of one stack of perturbed copies, evaluated together.
 fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
     let stack = perturbed_stack(input.model, input.layout, input.noise, probes);
-    match input.model.forward_stacked(&stack, &input.batch.input, &input.train_ctx()) {
+    let shared = StackInput::Shared(&input.batch.input);
+    match input.model.forward_stacked(&stack, shared, &input.train_ctx()) {
         Some(logits) => download(stacked_cross_entropy(logits, &input.batch.targets)),
         None => probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect(),
     }
@@ -269,12 +283,16 @@ pub fn cross_entropy(logits: Tensor<2>, targets: &Tensor<1, Int>) -> Tensor<1> {
     picked.mean().neg()
 }
 
-/// Mean softmax cross-entropy of each member's logits `[K, batch, classes]` against the shared
-/// `targets` `[batch]`: `[K]`.
+/// Mean softmax cross-entropy of each member's logits `[K, batch, classes]` against `targets`:
+/// shared `[batch]`, or member-major `[K·batch]`. Returns `[K]`.
 pub fn stacked_cross_entropy(logits: Tensor<3>, targets: &Tensor<1, Int>) -> Tensor<1> {
     let [k, b, _] = logits.dims();
     let logp = burn::tensor::activation::log_softmax(logits, 2);
-    let index = targets.clone().reshape([1, b, 1]).repeat_dim(0, k);
+    let index = if targets.dims()[0] == b {
+        targets.clone().reshape([1, b, 1]).repeat_dim(0, k)
+    } else {
+        targets.clone().reshape([k, b, 1])
+    };
     let picked: Tensor<3> = logp.gather(2, index);
     picked.mean_dim(1).reshape([k]).neg()
 }
