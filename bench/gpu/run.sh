@@ -30,6 +30,12 @@ tail -n 1 "$out"/agree-*/metrics.csv
 
 echo "== hdo bench on wgpu"
 "$hdo" bench --device wgpu --out "$out/bench-wgpu.json" 2>&1 | tee "$out/bench-wgpu.txt"
+for exec in "zo.stack=128" "zo.stack=128 zo.batch_nodes=true"; do
+  sets=(); for kv in $exec; do sets+=(--set "$kv"); done
+  tag=$(echo "$exec" | tr ' =' '_-')
+  "$hdo" bench --device wgpu --only scaling --quick "${sets[@]}" --out "$out/scaling-$tag.json" \
+    2>&1 | tee "$out/scaling-$tag.txt"
+done
 
 echo "== PyTorch peer on CUDA (authors' loop, vmap) against hdo on wgpu, and the CNN FO step"
 PYTHONUNBUFFERED=1 python3 bench/peers/hdo_round.py --hdo "$hdo" --device cuda --hdo-device wgpu \
