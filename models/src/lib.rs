@@ -183,7 +183,7 @@ impl Model {
     /// Logits `[K, batch, classes]` of the `K` replicas whose parameters `stack` holds, on one
     /// shared batch or one batch each, in one batched pass ([`stacked`]); `None` when this
     /// architecture has no stacked forward (callers then evaluate the replicas one by one).
-    /// Stacked passes apply no dropout (no stackable model has any).
+    /// Dropout masks come from `ctx` and are shared by all members.
     pub fn forward_stacked(
         &self,
         stack: &Stack,
@@ -194,7 +194,7 @@ impl Model {
             Model::Logistic(m) => Some(m.forward_stacked(cur, input)),
             Model::Mlp(m) => Some(m.forward_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_stacked(cur, input, ctx)),
-            Model::Transformer(_) => None,
+            Model::Transformer(m) => Some(m.forward_stacked(cur, input, ctx)),
         })
     }
 
@@ -216,10 +216,23 @@ impl Model {
         })
     }
 
-    /// Whether [`Model::forward_stacked`] and [`Model::forward_jvp_stacked`] are available for
-    /// this architecture.
+    /// Whether [`Model::forward_stacked`] is available for this architecture (every model has it).
     pub fn can_stack(&self) -> bool {
+        match self {
+            Model::Logistic(_) | Model::Mlp(_) | Model::Cnn(_) | Model::Transformer(_) => true,
+        }
+    }
+
+    /// Whether [`Model::forward_jvp_stacked`] is available (not for the Transformer).
+    pub fn can_stack_jvp(&self) -> bool {
         !matches!(self, Model::Transformer(_))
+    }
+
+    /// Whether training-mode passes apply dropout. Members of a stacked pass share the masks of
+    /// one context, so copies of different nodes (different dropout seeds) are not batched
+    /// together when this holds.
+    pub fn has_dropout(&self) -> bool {
+        matches!(self, Model::Transformer(m) if m.dropout > 0.0)
     }
 
     /// Logits and their directional derivative along the parameter direction held by

@@ -8,6 +8,7 @@
 //! mask, softmax, values) so that its forward-mode rule in [`crate::jvp`] mirrors it exactly.
 
 use crate::jvp::{self, Dual};
+use crate::stacked::{self, Cursor, StackInput};
 use crate::{DataShape, ForwardCtx, Input};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -242,6 +243,56 @@ impl Transformer {
     }
 }
 
+impl Transformer {
+    /// Logits `[K, batch, classes]` of the stack's `K` members: the members' hidden states carry a
+    /// leading axis `[K, b, t, w]`; embeddings are rows of the members' stacked tables, linear
+    /// layers batched matrix products, and attention runs over `K·b` sequences at once. Dropout
+    /// masks are those of [`Transformer::forward`] with the same context seed, shared by every
+    /// member.
+    pub(crate) fn forward_stacked(
+        &self,
+        cur: &mut Cursor<'_>,
+        input: StackInput<'_>,
+        ctx: &ForwardCtx,
+    ) -> Tensor<3> {
+        let k = cur.members();
+        let tokens = Self::tokens_of(input.input()); // [b or K·b, t]
+        let [rows, t] = tokens.dims();
+        let b = if input.is_shared() { rows } else { rows / k };
+        let device = tokens.device();
+        let [vocab, w] = self.tokens.weight.lazy_shape().dims::<2>();
+        let len = self.positions.lazy_shape().dims::<2>()[0];
+        // member m's token v is row m·vocab + v of the stacked tables
+        let table: Tensor<3> = cur.take_full([0, vocab, w]);
+        let offsets = Tensor::<1, Int>::arange(0..k as i64, &device).mul_scalar(vocab as i64);
+        let lead = if input.is_shared() { 1 } else { k };
+        let ids = tokens.clone().reshape([lead, b * t]) + offsets.reshape([k, 1]); // [K, b·t]
+        let emb = table.reshape([k * vocab, w]).select(0, ids.reshape([k * b * t]));
+        let positions: Tensor<3> = cur.take_full([0, len, w]);
+        let positions = positions.narrow(1, 0, t).unsqueeze_dim::<4>(1); // [K, 1, t, w]
+        let mut h = emb.reshape([k, b, t, w]) + positions;
+        let mask = causal_mask(t, &device);
+        let mut dctx =
+            ForwardCtx { train: ctx.train, dropout_seed: ctx.dropout_seed, ..Default::default() };
+        for block in &self.blocks {
+            let x = norm_stacked(cur, h.clone());
+            let qkv = linear_stacked(cur, &block.qkv, x).reshape([k * b, t, 3 * w]);
+            let a = attend(qkv, self.heads, &mask).reshape([k, b, t, w]);
+            let a = linear_stacked(cur, &block.proj, a);
+            h = h + drop_stacked(a, self.dropout, &mut dctx);
+            let x = norm_stacked(cur, h.clone());
+            let m = burn::tensor::activation::gelu(linear_stacked(cur, &block.fc1, x));
+            let m = linear_stacked(cur, &block.fc2, m);
+            h = h + drop_stacked(m, self.dropout, &mut dctx);
+        }
+        let keep = keep_mask(&tokens, self.pad_token);
+        let keep = if input.is_shared() { keep.repeat_dim(0, k) } else { keep }; // [K·b, t]
+        let pooled = pool(h.reshape([k * b, t, w]), self.pooling, &keep);
+        let features = pooled.dims()[1];
+        stacked::linear(cur, &self.head, pooled.reshape([k, b, features]))
+    }
+}
+
 /// Pool hidden states `[b, t, w]` to `[b, w·(t or 1)]`: flatten, masked mean over real tokens, or
 /// the last real token (`keep` is 1 for real tokens, 0 for padding, `[b, t]`).
 fn pool(h: Tensor<3>, pooling: usize, keep: &Tensor<2>) -> Tensor<2> {
@@ -277,10 +328,16 @@ fn drop(x: Tensor<3>, p: f64, ctx: &mut ForwardCtx) -> Tensor<3> {
 
 /// Causal multi-head self-attention of `x` `[b, t, w]`.
 pub fn attention(block: &Block, heads: usize, x: Tensor<3>, mask: &Tensor<2, Bool>) -> Tensor<3> {
-    let [b, t, w] = x.dims();
+    block.proj.forward(attend(block.qkv.forward(x), heads, mask))
+}
+
+/// The attention between the projections: fused queries, keys and values `[b, t, 3w]` to the
+/// heads' outputs `[b, t, w]` (scores, causal mask, softmax, weighted values).
+fn attend(qkv: Tensor<3>, heads: usize, mask: &Tensor<2, Bool>) -> Tensor<3> {
+    let [b, t, w3] = qkv.dims();
+    let w = w3 / 3;
     let dh = w / heads;
     let split = |z: Tensor<3>| -> Tensor<4> { z.reshape([b, t, heads, dh]).swap_dims(1, 2) }; // [b, h, t, dh]
-    let qkv = block.qkv.forward(x);
     let q = split(qkv.clone().slice([0..b, 0..t, 0..w]));
     let k = split(qkv.clone().slice([0..b, 0..t, w..2 * w]));
     let v = split(qkv.slice([0..b, 0..t, 2 * w..3 * w]));
@@ -290,6 +347,35 @@ pub fn attention(block: &Block, heads: usize, x: Tensor<3>, mask: &Tensor<2, Boo
         f32::NEG_INFINITY,
     );
     let weights = burn::tensor::activation::softmax(scores, 3);
-    let out = weights.matmul(v).swap_dims(1, 2).reshape([b, t, w]);
-    block.proj.forward(out)
+    weights.matmul(v).swap_dims(1, 2).reshape([b, t, w])
+}
+
+/// Layer normalisation of each member's hidden states `[K, b, t, w]` with its own scale and shift.
+fn norm_stacked(cur: &mut Cursor<'_>, x: Tensor<4>) -> Tensor<4> {
+    let [k, _, _, w] = x.dims();
+    let gamma: Tensor<2> = cur.take_full([0, w]);
+    let beta: Tensor<2> = cur.take_full([0, w]);
+    let mean = x.clone().mean_dim(3);
+    let centered = x - mean;
+    let var = centered.clone().powi_scalar(2).mean_dim(3);
+    let xhat = centered / (var + Norm::EPSILON).sqrt();
+    xhat * gamma.reshape([k, 1, 1, w]) + beta.reshape([k, 1, 1, w])
+}
+
+/// A bias-free linear layer on each member's `[K, b, t, in]`.
+fn linear_stacked(cur: &mut Cursor<'_>, layer: &Linear, x: Tensor<4>) -> Tensor<4> {
+    let [k, b, t, d] = x.dims();
+    let y = stacked::linear(cur, layer, x.reshape([k, b * t, d]));
+    let out = y.dims()[2];
+    y.reshape([k, b, t, out])
+}
+
+/// Dropout on every member with the mask one replica's pass would draw (members see the same
+/// network, as the copies of one node's step do).
+fn drop_stacked(x: Tensor<4>, p: f64, ctx: &mut ForwardCtx) -> Tensor<4> {
+    let [_, b, t, w] = x.dims();
+    match ctx.dropout_mask(p, [b, t, w], &x.device()) {
+        Some(m) => x * m.unsqueeze_dim::<4>(0),
+        None => x,
+    }
 }

@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// Run only these parts (repeat the flag for several); all when absent.
     #[arg(long, value_enum)]
     pub only: Vec<BenchPart>,
+    /// Step benchmarks of these models only (repeatable): logistic, mlp, cnn, transformer.
+    #[arg(long = "model", value_name = "NAME")]
+    pub models: Vec<String>,
     /// Config override for the scaling populations (repeatable), e.g. `--set zo.stack=128 --set
     /// zo.batch_nodes=true` to time the batched execution of the whole population.
     #[arg(long = "set", value_name = "KEY=VALUE")]

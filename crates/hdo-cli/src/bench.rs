@@ -61,7 +61,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = json!({ "device": device_name, "threads": rayon_threads() });
     if wants(BenchPart::Steps) {
         let steps: Vec<Measurement> =
-            bench::steps(&device, args.reps, meter).context("step benchmarks")?;
+            bench::steps(&device, args.reps, meter, &args.models).context("step benchmarks")?;
         println!("{:<66} {:>12} {:>12}", "operation", "time", "peak heap");
         for m in &steps {
             let peak = m.peak_bytes.map(mib).unwrap_or_else(|| "-".into());

@@ -200,6 +200,7 @@ fn evaluate(group: &[&Request]) -> Vec<f32> {
             .collect(),
         0,
     );
+    // no dropout: models with dropout are not batched across nodes (`Model::has_dropout`)
     let ctx = ForwardCtx::train();
     let logits = group[0]
         .model

@@ -4,8 +4,8 @@
 //! [`HeapMeter`] the binary provides (a counting global allocator: CPU heap only).
 
 use crate::average;
-use crate::config::{ExperimentConfig, MomentumStyle, ScheduleKind};
-use crate::data::{Dataset, Examples};
+use crate::config::{DataConfig, DatasetKind, ExperimentConfig, MomentumStyle, ScheduleKind};
+use crate::data::Dataset;
 use crate::error::Error;
 use crate::estimator::{
     Backprop, Direction, Estimator, ForwardDifference, ForwardGradient, Projection, StepInput,
@@ -17,7 +17,7 @@ use crate::params::{self, Layout};
 use crate::schedule::LrSchedule;
 use burn::module::Module;
 use burn::prelude::*;
-use hdo_models::{CnnConfig, DataShape, ForwardCtx, MlpConfig, ModelConfig};
+use hdo_models::{CnnConfig, ForwardCtx, MlpConfig, ModelConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -71,30 +71,53 @@ fn measure(
     Measurement { name, seconds: median(times), peak_bytes: meter.map(|_| peak) }
 }
 
-fn models() -> Vec<(&'static str, ModelConfig, usize)> {
+/// The models at the batch sizes of their HDO experiments, with their data: MNIST (bundled) for
+/// the image models, generated Brackets for the Transformer — at the paper's 514 tokens on a GPU,
+/// at 66 tokens (strings up to 32) on the CPU, where one pass of 256 × 514 tokens takes seconds.
+fn models(host: bool) -> Vec<(&'static str, ModelConfig, usize, DataConfig)> {
+    let brackets = DataConfig {
+        dataset: DatasetKind::Brackets,
+        brackets: hdo_datasets::BracketsConfig {
+            train: 512,
+            validation: 64,
+            max_len: if host { 32 } else { 256 },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     vec![
-        ("logistic", ModelConfig::Logistic {}, 2),
-        ("mlp", ModelConfig::Mlp(MlpConfig::default()), 8),
-        ("cnn", ModelConfig::Cnn(CnnConfig::default()), 256),
+        ("logistic", ModelConfig::Logistic {}, 2, DataConfig::default()),
+        ("mlp", ModelConfig::Mlp(MlpConfig::default()), 8, DataConfig::default()),
+        ("cnn", ModelConfig::Cnn(CnnConfig::default()), 256, DataConfig::default()),
+        ("transformer", ModelConfig::Transformer(Default::default()), 256, brackets),
     ]
 }
 
-/// Per-step costs of every model: inference, FO step, ZO steps (rv 1, 8, 64, 128), forward
-/// gradient (rv 8) and a pair average, at the batch sizes of the HDO experiments.
+/// Per-step costs of every model (or those named in `only`): inference, FO step, ZO steps (rv 1,
+/// 8, 64, 128), forward gradient (rv 8) and a pair average, at the batch sizes of the HDO
+/// experiments.
 pub fn steps(
     device: &Device,
     reps: usize,
     meter: Option<&dyn HeapMeter>,
+    only: &[String],
 ) -> Result<Vec<Measurement>, Error> {
-    let data = Dataset::load(&crate::config::DataConfig::default())?;
-    let Examples::Images(train) = &data.train else {
-        return Err(Error::Device("image data expected".into()));
-    };
+    let all = models(crate::device::is_host(device));
+    if let Some(unknown) = only.iter().find(|m| !all.iter().any(|(name, ..)| name == m)) {
+        let names: Vec<&str> = all.iter().map(|(name, ..)| *name).collect();
+        return Err(Error::Config {
+            key: "model".into(),
+            problem: format!("no benchmark for model {unknown:?}; one of {}", names.join(", ")),
+        });
+    }
     let mut out = Vec::new();
-    for (name, config, batch_size) in models() {
-        let shape = DataShape::image(train.shape, train.classes);
+    for (name, config, batch_size, data) in all {
+        if !only.is_empty() && !only.iter().any(|m| m == name) {
+            continue;
+        }
+        let data = Dataset::load(&data)?;
         let model = config
-            .init(shape, device)
+            .init(data.shape(), device)
             .map_err(|p| Error::Config { key: "model".into(), problem: p })?;
         let layout = Layout::of(&model);
         let model = crate::init::initialize(model, &layout, 0);
@@ -105,7 +128,11 @@ pub fn steps(
         let ad_model = model.clone().train();
         let noise = NoiseStream::new(0, 0, 0);
         let schedule = LrSchedule { lr: 0.01, kind: ScheduleKind::Constant, warmup: 0, total: 1 };
-        let label = |what: &str| format!("{name} (batch {batch_size}) / {what}");
+        let tokens = match data.shape().tokens() {
+            Some((_, len)) => format!(" × {len} tokens"),
+            None => String::new(),
+        };
+        let label = |what: &str| format!("{name} (batch {batch_size}{tokens}) / {what}");
         out.push(measure(label("inference pass"), reps, device, meter, || {
             let logits = model.forward(&batch.input, &mut ForwardCtx::train());
             let _ = crate::estimator::cross_entropy(logits, &batch.targets).into_scalar::<f32>();
@@ -137,12 +164,18 @@ pub fn steps(
             let mut opt = Optimizer::new(schedule, 0.0, MomentumStyle::Ema, false);
             let _ = opt.step(model.clone(), &layout, &e.gradient, 0);
         };
-        // the CNN's copies are batch 256 each: stack 16 at most, for memory
-        let max_stack = if name == "cnn" { 16 } else { 128 };
+        // the CNN's and the Transformer's copies are batch 256 each: stack 16 (the Transformer's
+        // attention scores: 8) at most, for memory
+        let big = batch_size >= 256;
+        let max_stack = match (big, name) {
+            (true, "transformer") => 8,
+            (true, _) => 16,
+            _ => 128,
+        };
         for rv in [1u32, 8, 64, 128] {
             let fd = ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian };
             // 64/128 directions × batch 256: once is enough to read off the cost
-            let r = if name == "cnn" && rv > 8 { 1 } else { reps };
+            let r = if big && rv > 8 { 1 } else { reps };
             out.push(measure(
                 label(&format!("ZO step forward_difference rv {rv}")),
                 r,
@@ -169,13 +202,15 @@ pub fn steps(
         out.push(measure(label("ZO step forward_gradient rv 8"), reps, device, meter, || {
             zo(&fg, 1)
         }));
-        out.push(measure(
-            label("ZO step forward_gradient rv 8, stacked 8"),
-            reps,
-            device,
-            meter,
-            || zo(&fg, 8),
-        ));
+        if model.can_stack_jvp() {
+            out.push(measure(
+                label("ZO step forward_gradient rv 8, stacked 8"),
+                reps,
+                device,
+                meter,
+                || zo(&fg, 8),
+            ));
+        }
         let other = crate::init::initialize(model.clone(), &layout, 1);
         let host = crate::device::is_host(device);
         out.push(measure(label("pair average"), reps, device, meter, || {

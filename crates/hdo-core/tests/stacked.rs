@@ -180,38 +180,92 @@ fn experiment(keys: &[&str], stack: usize) -> Experiment {
     Experiment::new(ExperimentConfig::from_toml("", &sets).unwrap()).unwrap()
 }
 
+/// Brackets keys of a tiny Transformer population (1 ZO node unless overridden).
+const BRACKETS: [&str; 8] = [
+    "data.dataset=\"brackets\"",
+    "data.brackets.train=64",
+    "data.brackets.validation=16",
+    "data.brackets.max_len=8",
+    "model.kind=\"transformer\"",
+    "population.fo=0",
+    "zo.batch_size=8",
+    "steps=2",
+];
+
+/// Every node's parameters after two rounds of the tiny Brackets population with `extra` keys.
+fn brackets_params(extra: &[&str], stack: usize) -> Vec<f32> {
+    let keys: Vec<&str> = BRACKETS.iter().chain(extra).copied().collect();
+    let mut exp = experiment(&keys, stack);
+    let train = exp.data.train.clone();
+    let all: Vec<usize> = (0..exp.population.len()).collect();
+    exp.population.step(&all, &train, 0, false).unwrap();
+    exp.population.step(&all, &train, 0, false).unwrap();
+    exp.population
+        .nodes
+        .iter()
+        .flat_map(|n| params::collect(&n.model))
+        .flat_map(params::download)
+        .collect()
+}
+
 #[test]
-fn a_model_without_a_stacked_forward_falls_back_to_one_at_a_time() {
-    let run = |stack: usize| {
-        let mut exp = experiment(
-            &[
-                "data.dataset=\"brackets\"",
-                "data.brackets.train=64",
-                "data.brackets.validation=16",
-                "data.brackets.max_len=8",
-                "model.kind=\"transformer\"",
-                "population.fo=0",
-                "population.zo=1",
-                "zo.batch_size=8",
-                "zo.rv=3",
-                "steps=2",
-            ],
-            stack,
-        );
-        let train = exp.data.train.clone();
-        exp.population.step(&[0], &train, 0, false).unwrap();
-        exp.population.step(&[0], &train, 0, false).unwrap();
-        params::collect(&exp.population.nodes[0].model)
-            .into_iter()
-            .flat_map(params::download)
-            .collect::<Vec<f32>>()
-    };
+fn the_transformer_stacks_with_the_dropout_masks_of_one_replica() {
+    // stacked logits equal each copy's own pass — with the step's dropout masks in training
+    // mode — for every pooling
+    let noise = NoiseStream::new(2, 0, 1);
+    let probes = [(0u32, 1e-2f32), (1, -2e-2), (4, 0.3)];
+    for pooling in ["flatten", "mean", "last"] {
+        let pool = format!("model.pooling=\"{pooling}\"");
+        let keys: Vec<&str> = BRACKETS.iter().copied().chain([pool.as_str()]).collect();
+        let exp = experiment(&keys, 1);
+        let (model, layout) = (&exp.population.nodes[0].model, &exp.population.layout);
+        let model = hdo_core::init::initialize(model.clone(), layout, 9);
+        let b = exp.data.train.batch(&(0..8).collect::<Vec<_>>(), &Device::flex());
+        let stack = perturbed_stack(&model, layout, noise, &probes);
+        for train in [true, false] {
+            let fresh = || if train { ForwardCtx::train_seeded(77) } else { ForwardCtx::eval() };
+            let logits =
+                model.forward_stacked(&stack, StackInput::Shared(&b.input), &fresh()).unwrap();
+            assert_eq!(logits.dims(), [3, 8, 2]);
+            for (j, &(k, scale)) in probes.iter().enumerate() {
+                let want =
+                    perturbed(&model, layout, noise, k, scale).forward(&b.input, &mut fresh());
+                let got: Tensor<2> = logits.clone().narrow(0, j, 1).reshape([8, 2]);
+                close(
+                    &params::download(got.reshape([16])),
+                    &params::download(want.reshape([16])),
+                    1e-5,
+                    &format!("transformer {pooling} train={train} member {j}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn transformer_populations_train_alike_stacked_batched_or_not() {
+    // forward differences stack (dropout masks shared by a node's copies); with dropout, nodes
+    // are not batched across (their masks differ), so `batch_nodes` falls back to per-node
+    // stacks exactly; without dropout they are batched
+    let zo3 = ["population.zo=3", "zo.rv=3", "zo.nu=1e-2"];
+    let one_at_a_time = brackets_params(&zo3, 1);
+    close(&brackets_params(&zo3, 4), &one_at_a_time, 1e-4, "stacked");
+    let batched: Vec<&str> = zo3.iter().copied().chain(["zo.batch_nodes=true"]).collect();
+    assert_eq!(brackets_params(&batched, 4), brackets_params(&zo3, 4), "dropout: no batching");
+    let no_dropout: Vec<&str> = zo3.iter().copied().chain(["model.dropout=0.0"]).collect();
+    let batched: Vec<&str> = no_dropout.iter().copied().chain(["zo.batch_nodes=true"]).collect();
+    close(&brackets_params(&batched, 4), &brackets_params(&no_dropout, 1), 1e-4, "batched");
+}
+
+#[test]
+fn forward_gradients_of_a_model_without_stacked_forward_mode_fall_back() {
+    let fg = ["population.zo=1", "zo.rv=3", "zo.estimator=\"forward_gradient\""];
     let shape =
         DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 10 }, classes: 2 };
     let transformer =
         ModelConfig::Transformer(Default::default()).init(shape, &Device::flex()).unwrap();
-    assert!(!transformer.can_stack());
-    assert_eq!(run(4), run(1));
+    assert!(transformer.can_stack() && !transformer.can_stack_jvp());
+    assert_eq!(brackets_params(&fg, 4), brackets_params(&fg, 1));
 }
 
 #[test]

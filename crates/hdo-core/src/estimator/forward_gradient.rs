@@ -79,7 +79,7 @@ impl ForwardGradient {
 
 impl Estimator for ForwardGradient {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        if input.stack > 1 && self.projection == Projection::Global && input.model.can_stack() {
+        if input.stack > 1 && self.projection == Projection::Global && input.model.can_stack_jvp() {
             return self.estimate_stacked(&input);
         }
         let factor = self.direction.factor(input.layout);

@@ -219,7 +219,8 @@ pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
 /// otherwise one at a time. Estimators state which perturbations they need and stay unaware of
 /// how they are executed.
 pub(crate) fn perturbed_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
-    if let Some((node, batcher)) = input.batcher.filter(|_| input.model.can_stack()) {
+    let joinable = input.model.can_stack() && !input.model.has_dropout();
+    if let Some((node, batcher)) = input.batcher.filter(|_| joinable) {
         probes
             .chunks(input.stack.max(1))
             .flat_map(|chunk| {
