@@ -9,10 +9,12 @@
 
 use crate::jvp::{padding_pairs, pool_options};
 use crate::stacked::Cursor;
+use crate::transformer::{Block, Norm};
 use crate::{BatchNorm, ForwardCtx};
-use burn::nn::Linear;
+use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::{conv2d, max_pool2d_with_indices};
@@ -213,4 +215,154 @@ pub fn cross_entropy(
         None => Tensor::zeros([k], &residual.device()),
     };
     (loss, dloss)
+}
+
+/// `a + b` (residual connections).
+pub(crate) fn add<const D: usize>(a: Duals<D>, b: Duals<D>) -> Duals<D> {
+    let tangents = match (a.tangents, b.tangents) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, y) => x.or(y),
+    };
+    Duals { primal: a.primal + b.primal, tangents }
+}
+
+/// Token embeddings: the primal from the layer's table, tangent `k` from the same rows of
+/// direction `k`'s table (rows `k·vocab + token` of the stacked tables).
+pub(crate) fn embedding(
+    cur: &mut Cursor<'_>,
+    layer: &Embedding,
+    tokens: Tensor<2, Int>,
+) -> Duals<3> {
+    let k = cur.members();
+    let [b, t] = tokens.dims();
+    let [vocab, w] = layer.weight.lazy_shape().dims::<2>();
+    let tables: Tensor<3> = cur.take_full([0, vocab, w]);
+    let offsets = Tensor::<1, Int>::arange(0..k as i64, &tokens.device()).mul_scalar(vocab as i64);
+    let ids = tokens.clone().reshape([1, b * t]) + offsets.reshape([k, 1]); // [K, b·t]
+    let tangents = tables.reshape([k * vocab, w]).select(0, ids.reshape([k * b * t]));
+    Duals {
+        primal: burn::tensor::module::embedding(layer.weight.val(), tokens),
+        tangents: Some(tangents.reshape([k * b, t, w])),
+    }
+}
+
+/// Learned positions `p[..t]` added to `x` `[b, t, w]`: tangent `k` gains `ṗ_k[..t]`.
+pub(crate) fn add_positions(
+    cur: &mut Cursor<'_>,
+    positions: &Param<Tensor<2>>,
+    x: Duals<3>,
+) -> Duals<3> {
+    let k = cur.members();
+    let [b, t, w] = x.primal.dims();
+    let len = positions.lazy_shape().dims::<2>()[0];
+    let dpos: Tensor<3> = cur.take_full([0, len, w]);
+    let dpos: Tensor<4> = dpos.narrow(1, 0, t).unsqueeze_dim(1); // [K, 1, t, w]
+    let tangents = match x.tangents {
+        Some(d) => d.reshape([k, b, t, w]) + dpos,
+        None => dpos.repeat_dim(1, b),
+    };
+    Duals {
+        primal: x.primal + positions.val().narrow(0, 0, t).unsqueeze_dim(0),
+        tangents: Some(tangents.reshape([k * b, t, w])),
+    }
+}
+
+/// A linear layer on `[b, t, in]` sequences (every position through [`linear`]).
+pub(crate) fn linear_seq(cur: &mut Cursor<'_>, layer: &Linear, x: Duals<3>) -> Duals<3> {
+    let k = cur.members();
+    let [b, t, d] = x.primal.dims();
+    let y = linear(cur, layer, x.reshape([b * t, d], k));
+    let out = y.primal.dims()[1];
+    y.reshape([b, t, out], k)
+}
+
+/// Layer normalisation over the last dimension, as [`crate::jvp::layer_norm`]:
+/// `ẏ_k = γ̇_k·x̂ + β̇_k + γ·(ẋ_k − mean ẋ_k − x̂·mean(ẋ_k·x̂))/σ`.
+pub(crate) fn layer_norm(cur: &mut Cursor<'_>, norm: &Norm, x: Duals<3>) -> Duals<3> {
+    let k = cur.members();
+    let [b, t, w] = x.primal.dims();
+    let g_dot: Tensor<2> = cur.take_full([0, w]);
+    let b_dot: Tensor<2> = cur.take_full([0, w]);
+    let mean = x.primal.clone().mean_dim(2);
+    let centered = x.primal - mean;
+    let var = centered.clone().powi_scalar(2).mean_dim(2);
+    let std = (var + Norm::EPSILON).sqrt();
+    let xhat = centered / std.clone(); // [b, t, w]
+    let row = |p: Tensor<1>| p.unsqueeze_dims::<3>(&[0, 1]);
+    let primal = xhat.clone() * row(norm.gamma.val()) + row(norm.beta.val());
+    let xh: Tensor<4> = xhat.unsqueeze_dim(0); // [1, b, t, w]
+    let mut tangents = xh.clone() * g_dot.reshape([k, 1, 1, w]) + b_dot.reshape([k, 1, 1, w]);
+    if let Some(d) = x.tangents {
+        let d: Tensor<4> = d.reshape([k, b, t, w]);
+        let dmean = d.clone().mean_dim(3);
+        let dproj = (d.clone() * xh.clone()).mean_dim(3);
+        let dxhat = (d - dmean - xh * dproj) / std.unsqueeze_dim::<4>(0);
+        tangents = tangents + dxhat * norm.gamma.val().unsqueeze_dims::<4>(&[0, 1, 2]);
+    }
+    Duals { primal, tangents: Some(tangents.reshape([k * b, t, w])) }
+}
+
+/// GELU: `ẏ_k = ẋ_k·(Φ(x) + x·φ(x))`.
+pub(crate) fn gelu<const D: usize>(x: Duals<D>, k: usize) -> Duals<D> {
+    let tangents = x.tangents.map(|t| {
+        let p = x.primal.clone();
+        let cdf = (p.clone() * std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0) * 0.5;
+        let pdf =
+            (p.clone().powi_scalar(2) * -0.5).exp() * (1.0 / (2.0 * std::f64::consts::PI).sqrt());
+        t * per_member(cdf + p * pdf, k)
+    });
+    Duals { primal: burn::tensor::activation::gelu(x.primal), tangents }
+}
+
+/// Dropout with the context's next mask, the same for the primal and every tangent.
+pub(crate) fn dropout<const D: usize>(
+    x: Duals<D>,
+    p: f64,
+    ctx: &mut ForwardCtx,
+    k: usize,
+) -> Duals<D> {
+    let dims = x.primal.dims();
+    match ctx.dropout_mask(p, dims, &x.primal.device()) {
+        Some(m) => Duals {
+            primal: x.primal * m.clone(),
+            tangents: x.tangents.map(|t| t * per_member(m, k)),
+        },
+        None => x,
+    }
+}
+
+/// Causal multi-head self-attention, as [`crate::jvp::attention`], for `K` tangents: scores
+/// `ṡ = (q̇·kᵀ + q·k̇ᵀ)/√d`, softmax `ȧ = a⊙(ṡ − Σ a⊙ṡ)`, output `ȧ·v + a·v̇`.
+pub(crate) fn attention(
+    cur: &mut Cursor<'_>,
+    block: &Block,
+    heads: usize,
+    x: Duals<3>,
+    mask: &Tensor<2, Bool>,
+) -> Duals<3> {
+    let k = cur.members();
+    let [b, t, w] = x.primal.dims();
+    let dh = w / heads;
+    let qkv = linear_seq(cur, &block.qkv, x);
+    let split = |z: &Tensor<3>, n: usize, i: usize| -> Tensor<4> {
+        z.clone().slice([0..n, 0..t, i * w..(i + 1) * w]).reshape([n, t, heads, dh]).swap_dims(1, 2)
+    };
+    let (q, key, v) =
+        (split(&qkv.primal, b, 0), split(&qkv.primal, b, 1), split(&qkv.primal, b, 2));
+    let dt = qkv.tangents.unwrap_or_else(|| Tensor::zeros([k * b, t, 3 * w], &q.device()));
+    let (dq, dk, dv) = (split(&dt, k * b, 0), split(&dt, k * b, 1), split(&dt, k * b, 2));
+    let scale = 1.0 / (dh as f64).sqrt();
+    let causal = |n: usize| mask.clone().unsqueeze_dims::<4>(&[0, 1]).expand([n, heads, t, t]);
+    let scores = (q.clone().matmul(key.clone().swap_dims(2, 3)) * scale)
+        .mask_fill(causal(b), f32::NEG_INFINITY);
+    let a = softmax(scores, 3); // [b, h, t, t]
+    let (qm, km, vm, am) =
+        (per_member(q, k), per_member(key, k), per_member(v.clone(), k), per_member(a.clone(), k));
+    let dscores = ((dq.matmul(km.swap_dims(2, 3)) + qm.matmul(dk.swap_dims(2, 3))) * scale)
+        .mask_fill(causal(k * b), 0.0);
+    let da = am.clone() * (dscores.clone() - (am.clone() * dscores).sum_dim(3));
+    let dout = da.matmul(vm) + am.matmul(dv);
+    let merge = |z: Tensor<4>, n: usize| -> Tensor<3> { z.swap_dims(1, 2).reshape([n, t, w]) };
+    let out = Duals { primal: merge(a.matmul(v), b), tangents: Some(merge(dout, k * b)) };
+    linear_seq(cur, &block.proj, out)
 }

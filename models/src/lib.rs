@@ -212,7 +212,7 @@ impl Model {
             Model::Logistic(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
-            Model::Transformer(_) => None,
+            Model::Transformer(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
         })
     }
 
@@ -223,9 +223,9 @@ impl Model {
         }
     }
 
-    /// Whether [`Model::forward_jvp_stacked`] is available (not for the Transformer).
+    /// Whether [`Model::forward_jvp_stacked`] is available (every model has it).
     pub fn can_stack_jvp(&self) -> bool {
-        !matches!(self, Model::Transformer(_))
+        self.can_stack()
     }
 
     /// Whether training-mode passes apply dropout. Members of a stacked pass share the masks of

@@ -8,6 +8,7 @@
 //! mask, softmax, values) so that its forward-mode rule in [`crate::jvp`] mirrors it exactly.
 
 use crate::jvp::{self, Dual};
+use crate::jvp_stacked::{self, Duals};
 use crate::stacked::{self, Cursor, StackInput};
 use crate::{DataShape, ForwardCtx, Input};
 use burn::module::Param;
@@ -290,6 +291,43 @@ impl Transformer {
         let pooled = pool(h.reshape([k * b, t, w]), self.pooling, &keep);
         let features = pooled.dims()[1];
         stacked::linear(cur, &self.head, pooled.reshape([k, b, features]))
+    }
+}
+
+impl Transformer {
+    /// Logits and their derivatives along the stack's `K` directions: one primal pass, `K`
+    /// tangents member-major along the batch axis ([`jvp_stacked`]), the same dropout masks as
+    /// [`Transformer::forward_jvp`] with the same context seed.
+    pub(crate) fn forward_jvp_stacked(
+        &self,
+        cur: &mut Cursor<'_>,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Duals<2> {
+        let k = cur.members();
+        let tokens = Self::tokens_of(input);
+        let t = tokens.dims()[1];
+        let device = tokens.device();
+        let mask = causal_mask(t, &device);
+        let keep = keep_mask(&tokens, self.pad_token);
+        let h = jvp_stacked::embedding(cur, &self.tokens, tokens);
+        let mut h = jvp_stacked::add_positions(cur, &self.positions, h);
+        for block in &self.blocks {
+            let a = jvp_stacked::layer_norm(cur, &block.norm1, h.clone());
+            let a = jvp_stacked::attention(cur, block, self.heads, a, &mask);
+            h = jvp_stacked::add(h, jvp_stacked::dropout(a, self.dropout, ctx, k));
+            let m = jvp_stacked::layer_norm(cur, &block.norm2, h.clone());
+            let m = jvp_stacked::gelu(jvp_stacked::linear_seq(cur, &block.fc1, m), k);
+            let m = jvp_stacked::linear_seq(cur, &block.fc2, m);
+            h = jvp_stacked::add(h, jvp_stacked::dropout(m, self.dropout, ctx, k));
+        }
+        // pooling is linear in h with a constant mask: the same map on the primal and tangents
+        let wide = if k == 1 { keep.clone() } else { keep.clone().repeat_dim(0, k) };
+        let pooled = Duals {
+            primal: pool(h.primal, self.pooling, &keep),
+            tangents: h.tangents.map(|d| pool(d, self.pooling, &wide)),
+        };
+        jvp_stacked::linear(cur, &self.head, pooled)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Stacked execution (K perturbed replicas in one batched pass) gives the numbers of evaluating
-//! the replicas one at a time, for every model that has it; estimators give the same estimates
-//! either way; a model without it falls back.
+//! the replicas one at a time, for every model; estimators give the same estimates either way;
+//! batching the copies of many nodes together gives each node its own losses.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
@@ -258,14 +258,47 @@ fn transformer_populations_train_alike_stacked_batched_or_not() {
 }
 
 #[test]
-fn forward_gradients_of_a_model_without_stacked_forward_mode_fall_back() {
-    let fg = ["population.zo=1", "zo.rv=3", "zo.estimator=\"forward_gradient\""];
-    let shape =
-        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 10 }, classes: 2 };
-    let transformer =
-        ModelConfig::Transformer(Default::default()).init(shape, &Device::flex()).unwrap();
-    assert!(transformer.can_stack() && !transformer.can_stack_jvp());
-    assert_eq!(brackets_params(&fg, 4), brackets_params(&fg, 1));
+fn the_transformers_stacked_forward_mode_matches_one_direction_at_a_time() {
+    let noise = NoiseStream::new(6, 1, 3);
+    let probes = [(0u32, 1.0f32), (2, 0.5), (5, -1.0)];
+    let k = probes.len();
+    for pooling in ["flatten", "mean", "last"] {
+        let pool = format!("model.pooling=\"{pooling}\"");
+        let keys: Vec<&str> = BRACKETS.iter().copied().chain([pool.as_str()]).collect();
+        let exp = experiment(&keys, 1);
+        let layout = &exp.population.layout;
+        let model = hdo_core::init::initialize(exp.population.nodes[0].model.clone(), layout, 3);
+        let b = exp.data.train.batch(&(0..8).collect::<Vec<_>>(), &Device::flex());
+        let dirs = direction_stack(&model, layout, noise, &probes);
+        for train in [true, false] {
+            let fresh = || if train { ForwardCtx::train_seeded(5) } else { ForwardCtx::eval() };
+            let duals = model.forward_jvp_stacked(&dirs, &b.input, &mut fresh()).unwrap();
+            let tangents = params::download(duals.tangents.clone().unwrap().reshape([k * 16]));
+            let primal = params::download(duals.primal.clone().reshape([16]));
+            let (_, dloss) = jvp_stacked::cross_entropy(duals, &b.targets, k);
+            let dloss = params::download(dloss);
+            for (j, &(d, scale)) in probes.iter().enumerate() {
+                let dir = direction_model(&model, layout, noise, d, scale, None);
+                let one = model.forward_jvp(&dir, &b.input, &mut fresh()).unwrap();
+                let what = format!("transformer {pooling} train={train} direction {j}");
+                close(&primal, &params::download(one.primal.clone().reshape([16])), 1e-5, &what);
+                let want = params::download(one.tangent.clone().reshape([16]));
+                let scale_t = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (i, (x, y)) in tangents[j * 16..(j + 1) * 16].iter().zip(&want).enumerate() {
+                    assert!((x - y).abs() <= 1e-4 * scale_t, "{what} tangent[{i}]: {x} vs {y}");
+                }
+                let dl1 = jvp::cross_entropy(one, &b.targets).1.into_scalar::<f32>();
+                assert!(
+                    (dloss[j] - dl1).abs() <= 1e-4 * (1e-3 + dl1.abs()),
+                    "{what}: u·∇F stacked {} vs single {dl1}",
+                    dloss[j]
+                );
+            }
+        }
+    }
+    // and a population's forward-gradient steps: stacked as one at a time
+    let fg = ["population.zo=2", "zo.rv=3", "zo.estimator=\"forward_gradient\""];
+    close(&brackets_params(&fg, 4), &brackets_params(&fg, 1), 1e-4, "forward-gradient steps");
 }
 
 #[test]

@@ -93,3 +93,26 @@ fn nodes_batched_on_wgpu_agree_with_node_by_node_on_cpu() {
         cnn.iter().copied().chain(["zo.stack=4", "zo.batch_nodes=true"]).collect();
     assert_agree(&run_with("cpu", 3, &cnn), &run_with("wgpu", 3, &batched));
 }
+
+/// The Transformer stacked on the GPU — forward differences (dropout masks shared by a node's
+/// copies) and forward gradients (stacked forward mode: attention, layer norm, GELU, embeddings)
+/// — against one at a time on the CPU.
+#[test]
+#[ignore = "needs a wgpu adapter (GPU, or mesa-vulkan-drivers' lavapipe)"]
+fn stacked_transformer_on_wgpu_agrees_with_one_at_a_time_on_cpu() {
+    for estimator in ["forward_difference", "forward_gradient"] {
+        let est = format!("zo.estimator=\"{estimator}\"");
+        let tiny = [
+            "data.dataset=\"brackets\"",
+            "data.brackets.train=64",
+            "data.brackets.validation=32",
+            "data.brackets.max_len=8",
+            "model.kind=\"transformer\"",
+            "data.eval_limit=32",
+            "zo.nu=1e-2",
+            est.as_str(),
+        ];
+        let stacked: Vec<&str> = tiny.iter().copied().chain(["zo.stack=4"]).collect();
+        assert_agree(&run("cpu", &tiny), &run("wgpu", &stacked));
+    }
+}
