@@ -11,7 +11,8 @@
 //! strides, which layers follow which). Members are independent: batch normalisation normalises
 //! each member with its own batch statistics, exactly as `K` separate passes would. Batch
 //! statistics are not reported (stacked passes are the perturbed evaluations, whose statistics
-//! are discarded). A model without a stacked forward (the Transformer) makes
+//! are discarded). Dropout (the Transformer's) uses the masks of the context, shared by every
+//! member. A future model without a stacked forward makes
 //! [`Model::forward_stacked`](crate::Model::forward_stacked) return `None`, and callers fall back
 //! to one pass per copy.
 
