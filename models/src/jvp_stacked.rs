@@ -237,9 +237,7 @@ pub(crate) fn embedding(
     let [b, t] = tokens.dims();
     let [vocab, w] = layer.weight.lazy_shape().dims::<2>();
     let tables: Tensor<3> = cur.take_full([0, vocab, w]);
-    let offsets = Tensor::<1, Int>::arange(0..k as i64, &tokens.device()).mul_scalar(vocab as i64);
-    let ids = tokens.clone().reshape([1, b * t]) + offsets.reshape([k, 1]); // [K, b·t]
-    let tangents = tables.reshape([k * vocab, w]).select(0, ids.reshape([k * b * t]));
+    let tangents = crate::stacked::embedding_rows(tables, tokens.clone(), true);
     Duals {
         primal: burn::tensor::module::embedding(layer.weight.val(), tokens),
         tangents: Some(tangents.reshape([k * b, t, w])),

@@ -205,3 +205,16 @@ pub(crate) fn members_first(x: Tensor<4>, k: usize) -> Tensor<3> {
     let [b, kc, h, w] = x.dims();
     x.reshape([b, k, kc / k * h * w]).swap_dims(0, 1)
 }
+
+/// Each member's embedding rows: `tables` `[K, vocab, w]`; `tokens` `[b, t]` seen by every member
+/// (`shared`) or `[K·b, t]` member-major. Returns `[K·b·t, w]`, member-major: member `m`'s token
+/// `v` is row `m·vocab + v` of the stacked tables.
+pub(crate) fn embedding_rows(tables: Tensor<3>, tokens: Tensor<2, Int>, shared: bool) -> Tensor<2> {
+    let [k, vocab, w] = tables.dims();
+    let [rows, t] = tokens.dims();
+    let lead = if shared { 1 } else { k };
+    let per_member = rows / lead * t;
+    let offsets = Tensor::<1, Int>::arange(0..k as i64, &tokens.device()).mul_scalar(vocab as i64);
+    let ids = tokens.reshape([lead, per_member]) + offsets.reshape([k, 1]); // [K, b·t]
+    tables.reshape([k * vocab, w]).select(0, ids.reshape([k * per_member]))
+}

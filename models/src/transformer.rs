@@ -263,12 +263,8 @@ impl Transformer {
         let device = tokens.device();
         let [vocab, w] = self.tokens.weight.lazy_shape().dims::<2>();
         let len = self.positions.lazy_shape().dims::<2>()[0];
-        // member m's token v is row m·vocab + v of the stacked tables
-        let table: Tensor<3> = cur.take_full([0, vocab, w]);
-        let offsets = Tensor::<1, Int>::arange(0..k as i64, &device).mul_scalar(vocab as i64);
-        let lead = if input.is_shared() { 1 } else { k };
-        let ids = tokens.clone().reshape([lead, b * t]) + offsets.reshape([k, 1]); // [K, b·t]
-        let emb = table.reshape([k * vocab, w]).select(0, ids.reshape([k * b * t]));
+        let tables: Tensor<3> = cur.take_full([0, vocab, w]);
+        let emb = stacked::embedding_rows(tables, tokens.clone(), input.is_shared());
         let positions: Tensor<3> = cur.take_full([0, len, w]);
         let positions = positions.narrow(1, 0, t).unsqueeze_dim::<4>(1); // [K, 1, t, w]
         let mut h = emb.reshape([k, b, t, w]) + positions;
