@@ -14,6 +14,7 @@ use crate::{DataShape, ForwardCtx, Input};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 /// How the sequence of hidden states becomes one vector for the head.
@@ -191,13 +192,11 @@ impl Transformer {
     pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
         let tokens = Self::tokens_of(input);
         let t = tokens.dims()[1];
-        let device = tokens.device();
-        let mask = causal_mask(t, &device);
         let keep = keep_mask(&tokens, self.pad_token);
         let mut h =
             self.tokens.forward(tokens) + self.positions.val().narrow(0, 0, t).unsqueeze_dim(0); // [b, t, w]
         for block in &self.blocks {
-            let a = attention(block, self.heads, block.norm1.forward(h.clone()), &mask);
+            let a = attention(block, self.heads, block.norm1.forward(h.clone()));
             h = h + drop(a, self.dropout, ctx);
             let m = block.fc2.forward(burn::tensor::activation::gelu(
                 block.fc1.forward(block.norm2.forward(h.clone())),
@@ -260,7 +259,6 @@ impl Transformer {
         let tokens = Self::tokens_of(input.input()); // [b or K·b, t]
         let [rows, t] = tokens.dims();
         let b = if input.is_shared() { rows } else { rows / k };
-        let device = tokens.device();
         let [vocab, w] = self.tokens.weight.lazy_shape().dims::<2>();
         let len = self.positions.lazy_shape().dims::<2>()[0];
         let tables: Tensor<3> = cur.take_full([0, vocab, w]);
@@ -268,13 +266,12 @@ impl Transformer {
         let positions: Tensor<3> = cur.take_full([0, len, w]);
         let positions = positions.narrow(1, 0, t).unsqueeze_dim::<4>(1); // [K, 1, t, w]
         let mut h = emb.reshape([k, b, t, w]) + positions;
-        let mask = causal_mask(t, &device);
         let mut dctx =
             ForwardCtx { train: ctx.train, dropout_seed: ctx.dropout_seed, ..Default::default() };
         for block in &self.blocks {
             let x = norm_stacked(cur, h.clone());
             let qkv = linear_stacked(cur, &block.qkv, x).reshape([k * b, t, 3 * w]);
-            let a = attend(qkv, self.heads, &mask).reshape([k, b, t, w]);
+            let a = attend(qkv, self.heads).reshape([k, b, t, w]);
             let a = linear_stacked(cur, &block.proj, a);
             h = h + drop_stacked(a, self.dropout, &mut dctx);
             let x = norm_stacked(cur, h.clone());
@@ -361,13 +358,16 @@ fn drop(x: Tensor<3>, p: f64, ctx: &mut ForwardCtx) -> Tensor<3> {
 }
 
 /// Causal multi-head self-attention of `x` `[b, t, w]`.
-pub fn attention(block: &Block, heads: usize, x: Tensor<3>, mask: &Tensor<2, Bool>) -> Tensor<3> {
-    block.proj.forward(attend(block.qkv.forward(x), heads, mask))
+pub fn attention(block: &Block, heads: usize, x: Tensor<3>) -> Tensor<3> {
+    block.proj.forward(attend(block.qkv.forward(x), heads))
 }
 
 /// The attention between the projections: fused queries, keys and values `[b, t, 3w]` to the
-/// heads' outputs `[b, t, w]` (scores, causal mask, softmax, weighted values).
-fn attend(qkv: Tensor<3>, heads: usize, mask: &Tensor<2, Bool>) -> Tensor<3> {
+/// heads' outputs `[b, t, w]`, `softmax(q·kᵀ/√d_h + causal mask)·v` — through Burn's fused
+/// attention operation, which on the CPU and the GPU streams over keys (flash attention) for long
+/// sequences instead of materialising `[b, heads, t, t]` scores (on autodiff devices it is
+/// differentiated through its decomposition).
+fn attend(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
     let [b, t, w3] = qkv.dims();
     let w = w3 / 3;
     let dh = w / heads;
@@ -375,13 +375,9 @@ fn attend(qkv: Tensor<3>, heads: usize, mask: &Tensor<2, Bool>) -> Tensor<3> {
     let q = split(qkv.clone().slice([0..b, 0..t, 0..w]));
     let k = split(qkv.clone().slice([0..b, 0..t, w..2 * w]));
     let v = split(qkv.slice([0..b, 0..t, 2 * w..3 * w]));
-    let scores = q.matmul(k.swap_dims(2, 3)) / (dh as f64).sqrt(); // [b, h, t, t]
-    let scores = scores.mask_fill(
-        mask.clone().unsqueeze_dims::<4>(&[0, 1]).expand([b, heads, t, t]),
-        f32::NEG_INFINITY,
-    );
-    let weights = burn::tensor::activation::softmax(scores, 3);
-    weights.matmul(v).swap_dims(1, 2).reshape([b, t, w])
+    let options = AttentionModuleOptions { is_causal: true, ..Default::default() };
+    let out = burn::tensor::module::attention(q, k, v, None, None, options);
+    out.swap_dims(1, 2).reshape([b, t, w])
 }
 
 /// Layer normalisation of each member's hidden states `[K, b, t, w]` with its own scale and shift.

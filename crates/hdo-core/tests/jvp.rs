@@ -183,7 +183,7 @@ fn transformer_jvp_matches_autodiff() {
 #[test]
 fn transformer_attention_is_causal_and_shapes_are_right() {
     use hdo_models::TransformerConfig;
-    use hdo_models::transformer::{attention, causal_mask};
+    use hdo_models::transformer::attention;
     let plain = Device::flex();
     let shape =
         DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 10 }, classes: 2 };
@@ -197,7 +197,7 @@ fn transformer_attention_is_causal_and_shapes_are_right() {
     };
     let hidden = |tok: Tensor<2, Int>| {
         let h = t.tokens.forward(tok) + t.positions.val().unsqueeze_dim(0);
-        attention(&t.blocks[0], t.heads, t.blocks[0].norm1.forward(h), &causal_mask(10, &plain))
+        attention(&t.blocks[0], t.heads, t.blocks[0].norm1.forward(h))
     };
     let a = params::download(hidden(tokens(2)).reshape([40]));
     let b = params::download(hidden(tokens(5)).reshape([40]));
