@@ -330,7 +330,9 @@ pub(crate) fn dropout<const D: usize>(
 }
 
 /// Causal multi-head self-attention, as [`crate::jvp::attention`], for `K` tangents: scores
-/// `ṡ = (q̇·kᵀ + q·k̇ᵀ)/√d`, softmax `ȧ = a⊙(ṡ − Σ a⊙ṡ)`, output `ȧ·v + a·v̇`.
+/// `ṡ = (q̇·kᵀ + q·k̇ᵀ)/√d`, softmax `ȧ = a⊙(ṡ − Σ a⊙ṡ)`, output `ȧ·v + a·v̇`. Tangents carry a
+/// leading member axis `[K, b, heads, …]` and the primal factors (`q`, `k`, `v`, `a`) broadcast
+/// over it, so none of them is copied per member.
 pub(crate) fn attention(
     cur: &mut Cursor<'_>,
     block: &Block,
@@ -342,25 +344,28 @@ pub(crate) fn attention(
     let [b, t, w] = x.primal.dims();
     let dh = w / heads;
     let qkv = linear_seq(cur, &block.qkv, x);
-    let split = |z: &Tensor<3>, n: usize, i: usize| -> Tensor<4> {
-        z.clone().slice([0..n, 0..t, i * w..(i + 1) * w]).reshape([n, t, heads, dh]).swap_dims(1, 2)
+    // [n, b, heads, t, dh] from rows [n·b, t, 3w], part i of q, k, v
+    let split = |z: &Tensor<3>, n: usize, i: usize| -> Tensor<5> {
+        z.clone()
+            .slice([0..n * b, 0..t, i * w..(i + 1) * w])
+            .reshape([n, b, t, heads, dh])
+            .swap_dims(2, 3)
     };
     let (q, key, v) =
-        (split(&qkv.primal, b, 0), split(&qkv.primal, b, 1), split(&qkv.primal, b, 2));
+        (split(&qkv.primal, 1, 0), split(&qkv.primal, 1, 1), split(&qkv.primal, 1, 2));
     let dt = qkv.tangents.unwrap_or_else(|| Tensor::zeros([k * b, t, 3 * w], &q.device()));
-    let (dq, dk, dv) = (split(&dt, k * b, 0), split(&dt, k * b, 1), split(&dt, k * b, 2));
+    let (dq, dk, dv) = (split(&dt, k, 0), split(&dt, k, 1), split(&dt, k, 2));
     let scale = 1.0 / (dh as f64).sqrt();
-    let causal = |n: usize| mask.clone().unsqueeze_dims::<4>(&[0, 1]).expand([n, heads, t, t]);
-    let scores = (q.clone().matmul(key.clone().swap_dims(2, 3)) * scale)
-        .mask_fill(causal(b), f32::NEG_INFINITY);
-    let a = softmax(scores, 3); // [b, h, t, t]
-    let (qm, km, vm, am) =
-        (per_member(q, k), per_member(key, k), per_member(v.clone(), k), per_member(a.clone(), k));
-    let dscores = ((dq.matmul(km.swap_dims(2, 3)) + qm.matmul(dk.swap_dims(2, 3))) * scale)
-        .mask_fill(causal(k * b), 0.0);
-    let da = am.clone() * (dscores.clone() - (am.clone() * dscores).sum_dim(3));
-    let dout = da.matmul(vm) + am.matmul(dv);
-    let merge = |z: Tensor<4>, n: usize| -> Tensor<3> { z.swap_dims(1, 2).reshape([n, t, w]) };
-    let out = Duals { primal: merge(a.matmul(v), b), tangents: Some(merge(dout, k * b)) };
+    let causal =
+        |n: usize| mask.clone().unsqueeze_dims::<5>(&[0, 1, 2]).expand([n, b, heads, t, t]);
+    let scores = (q.clone().matmul(key.clone().swap_dims(3, 4)) * scale)
+        .mask_fill(causal(1), f32::NEG_INFINITY);
+    let a = softmax(scores, 4); // [1, b, heads, t, t]
+    let dscores = ((dq.matmul(key.swap_dims(3, 4)) + q.matmul(dk.swap_dims(3, 4))) * scale)
+        .mask_fill(causal(k), 0.0); // [K, b, heads, t, t]
+    let da = a.clone() * (dscores.clone() - (a.clone() * dscores).sum_dim(4));
+    let dout = da.matmul(v.clone()) + a.clone().matmul(dv);
+    let merge = |z: Tensor<5>, n: usize| -> Tensor<3> { z.swap_dims(2, 3).reshape([n * b, t, w]) };
+    let out = Duals { primal: merge(a.matmul(v), 1), tangents: Some(merge(dout, k)) };
     linear_seq(cur, &block.proj, out)
 }
