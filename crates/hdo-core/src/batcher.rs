@@ -117,8 +117,24 @@ impl Batcher {
     }
 }
 
-/// Evaluate waiting requests: one stacked pass per batch size (a population's nodes share one),
-/// members ordered by node id. Returns each request's losses by ticket.
+/// Largest buffer a joint pass builds (a stacked parameter tensor, the repeated inputs), in
+/// floats: 128 MiB, the storage-buffer size every wgpu adapter supports (a 256-node logistic
+/// population at `stack = 128` would otherwise ask for 1 GB, which lavapipe refuses).
+const MAX_FLOATS: usize = 32 << 20;
+
+/// Floats one member adds to the largest buffer of a joint pass.
+fn member_floats(r: &Request) -> usize {
+    let params = r.stack.tensors.iter().map(|t| t.dims()[1]).max().unwrap_or(0);
+    let input: usize = match &r.batch.input {
+        Input::Images(x) => x.dims().iter().product(),
+        Input::Tokens(x) => x.dims().iter().product(),
+    };
+    params.max(input)
+}
+
+/// Evaluate waiting requests, members ordered by node id: one stacked pass per batch size (a
+/// population's nodes share one), split so that no buffer exceeds [`MAX_FLOATS`] (a node's
+/// request is never split). Returns each request's losses by ticket.
 fn flush(mut requests: Vec<Request>) -> Vec<(u64, Vec<f32>)> {
     requests.sort_by_key(|r| r.node);
     let mut out = Vec::with_capacity(requests.len());
@@ -126,17 +142,36 @@ fn flush(mut requests: Vec<Request>) -> Vec<(u64, Vec<f32>)> {
     sizes.sort_unstable();
     sizes.dedup();
     for size in sizes {
-        let group: Vec<&Request> =
-            requests.iter().filter(|r| r.batch.input.batch_size() == size).collect();
-        let losses = evaluate(&group);
-        let mut at = 0;
-        for r in group {
-            let k = r.stack.members;
-            out.push((r.ticket, losses[at..at + k].to_vec()));
-            at += k;
+        let mut pass: Vec<&Request> = Vec::new();
+        let mut floats = 0;
+        for r in requests.iter().filter(|r| r.batch.input.batch_size() == size) {
+            let more = r.stack.members * member_floats(r);
+            if !pass.is_empty() && floats + more > MAX_FLOATS {
+                out.extend(evaluate_pass(&pass));
+                pass.clear();
+                floats = 0;
+            }
+            pass.push(r);
+            floats += more;
+        }
+        if !pass.is_empty() {
+            out.extend(evaluate_pass(&pass));
         }
     }
     out
+}
+
+/// [`evaluate`] one pass and hand each request its members' losses.
+fn evaluate_pass(pass: &[&Request]) -> Vec<(u64, Vec<f32>)> {
+    let losses = evaluate(pass);
+    let mut at = 0;
+    pass.iter()
+        .map(|r| {
+            let k = r.stack.members;
+            at += k;
+            (r.ticket, losses[at - k..at].to_vec())
+        })
+        .collect()
 }
 
 /// One stacked pass over the members of `group` (same batch size), each on its node's batch.
