@@ -40,10 +40,17 @@ struct State {
 }
 
 /// Rendezvous of the nodes stepping together; see the module documentation.
-#[derive(Default)]
 pub struct Batcher {
     state: Mutex<State>,
     wake: Condvar,
+    /// Largest buffer of a joint pass, in floats.
+    max_floats: usize,
+}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        Batcher::with_limit(MAX_FLOATS)
+    }
 }
 
 /// A node's membership: dropping it (when the node's step ends, or unwinds) lets the others'
@@ -65,6 +72,12 @@ impl Batcher {
     /// An empty batcher; each node that steps through it must [`join`](Batcher::join) first.
     pub fn new() -> Self {
         Batcher::default()
+    }
+
+    /// A batcher whose joint passes keep every buffer below `max_floats` floats (a node's request
+    /// is never split, so a request larger than that runs alone).
+    pub fn with_limit(max_floats: usize) -> Self {
+        Batcher { state: Mutex::default(), wake: Condvar::new(), max_floats }
     }
 
     /// Register one node; call before any node of the round submits.
@@ -97,8 +110,9 @@ impl Batcher {
             if !st.queue.is_empty() && st.queue.len() == st.active {
                 let requests = std::mem::take(&mut st.queue);
                 drop(st);
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flush(requests)));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    flush(requests, self.max_floats)
+                }));
                 st = self.lock();
                 match outcome {
                     Ok(done) => st.results.extend(done),
@@ -133,9 +147,9 @@ fn member_floats(r: &Request) -> usize {
 }
 
 /// Evaluate waiting requests, members ordered by node id: one stacked pass per batch size (a
-/// population's nodes share one), split so that no buffer exceeds [`MAX_FLOATS`] (a node's
-/// request is never split). Returns each request's losses by ticket.
-fn flush(mut requests: Vec<Request>) -> Vec<(u64, Vec<f32>)> {
+/// population's nodes share one), split so that no buffer exceeds `max_floats` (a node's request
+/// is never split). Returns each request's losses by ticket.
+fn flush(mut requests: Vec<Request>, max_floats: usize) -> Vec<(u64, Vec<f32>)> {
     requests.sort_by_key(|r| r.node);
     let mut out = Vec::with_capacity(requests.len());
     let mut sizes: Vec<usize> = requests.iter().map(|r| r.batch.input.batch_size()).collect();
@@ -146,7 +160,7 @@ fn flush(mut requests: Vec<Request>) -> Vec<(u64, Vec<f32>)> {
         let mut floats = 0;
         for r in requests.iter().filter(|r| r.batch.input.batch_size() == size) {
             let more = r.stack.members * member_floats(r);
-            if !pass.is_empty() && floats + more > MAX_FLOATS {
+            if !pass.is_empty() && floats + more > max_floats {
                 out.extend(evaluate_pass(&pass));
                 pass.clear();
                 floats = 0;

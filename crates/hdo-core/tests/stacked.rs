@@ -356,37 +356,39 @@ fn nodes_batched_together_get_the_losses_of_their_own_copies_on_their_own_batche
                 (model, b, NoiseStream::new(5, i as u64, 1), probes)
             })
             .collect();
-        let batcher = Batcher::new();
-        let memberships: Vec<_> = nodes.iter().map(|_| batcher.join()).collect();
-        let got: Vec<Vec<f32>> = std::thread::scope(|s| {
-            let threads: Vec<_> = nodes
-                .iter()
-                .zip(memberships)
-                .enumerate()
-                .map(|(i, ((model, b, noise, probes), membership))| {
-                    let (batcher, layout) = (&batcher, &layout);
-                    s.spawn(move || {
-                        let _membership = membership;
-                        if probes.is_empty() {
-                            return Vec::new();
-                        }
-                        let stack = perturbed_stack(model, layout, *noise, probes);
-                        batcher.losses(i, model, stack, b)
+        // one joint pass, and one pass per node (a limit below any request)
+        for batcher in [Batcher::new(), Batcher::with_limit(1)] {
+            let memberships: Vec<_> = nodes.iter().map(|_| batcher.join()).collect();
+            let got: Vec<Vec<f32>> = std::thread::scope(|s| {
+                let threads: Vec<_> = nodes
+                    .iter()
+                    .zip(memberships)
+                    .enumerate()
+                    .map(|(i, ((model, b, noise, probes), membership))| {
+                        let (batcher, layout) = (&batcher, &layout);
+                        s.spawn(move || {
+                            let _membership = membership;
+                            if probes.is_empty() {
+                                return Vec::new();
+                            }
+                            let stack = perturbed_stack(model, layout, *noise, probes);
+                            batcher.losses(i, model, stack, b)
+                        })
                     })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).collect()
-        });
-        for (i, (model, b, noise, probes)) in nodes.iter().enumerate() {
-            let want: Vec<f32> = probes
-                .iter()
-                .map(|&(k, scale)| {
-                    let copy = perturbed(model, &layout, *noise, k, scale);
-                    let logits = copy.forward(&b.input, &mut ForwardCtx::train());
-                    cross_entropy(logits, &b.targets).into_scalar::<f32>()
-                })
-                .collect();
-            close(&got[i], &want, 1e-5, &format!("{} node {i}", config.name()));
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            for (i, (model, b, noise, probes)) in nodes.iter().enumerate() {
+                let want: Vec<f32> = probes
+                    .iter()
+                    .map(|&(k, scale)| {
+                        let copy = perturbed(model, &layout, *noise, k, scale);
+                        let logits = copy.forward(&b.input, &mut ForwardCtx::train());
+                        cross_entropy(logits, &b.targets).into_scalar::<f32>()
+                    })
+                    .collect();
+                close(&got[i], &want, 1e-5, &format!("{} node {i}", config.name()));
+            }
         }
     }
 }
