@@ -189,7 +189,8 @@ def time_torch_cnn_fo_step(device, reps):
 def time_hdo_cnn_fo_step(hdo, device, reps):
     with tempfile.TemporaryDirectory() as out:
         path = os.path.join(out, "bench.json")
-        subprocess.run([hdo, "bench", "--only", "steps", "--device", device, "--reps", str(reps), "--out", path],
+        subprocess.run([hdo, "bench", "--only", "steps", "--model", "cnn", "--device", device, "--reps", str(reps),
+                        "--out", path],
                        check=True, stdout=subprocess.DEVNULL)
         with open(path) as f:
             steps = json.load(f)["steps"]
