@@ -78,6 +78,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let name = runs.first().map(|r| r.config.name.clone()).unwrap_or_default();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
     let mut results = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
     for (i, spec) in runs.iter().enumerate() {
         let config = &spec.config;
         let dir = if spec.dir.as_os_str().is_empty() { out.clone() } else { out.join(&spec.dir) };
@@ -101,10 +102,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             dir.display()
         );
         let mut bar = progress::Progress::new(config.steps, args.quiet);
-        let records = experiment
+        let outcome = experiment
             .run(&dir, &mut |event| bar.handle(event))
-            .with_context(|| format!("training {}", dir.display()))?;
+            .with_context(|| format!("training {}", dir.display()));
         bar.finish();
+        let records = match outcome {
+            Ok(records) => records,
+            // one failed run (a diverging node) must not throw away a sweep's other runs: report
+            // it, go on, and fail at the end
+            Err(e) if runs.len() > 1 => {
+                eprintln!("error: {label}{e:#}");
+                failed.push(format!("{} seed {}", spec.label, spec.seed));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(last) = records.last() {
             println!(
                 "{label}round {}: mean val loss {:.4}, mean val acc {:.2}%, mean-model val loss {:.4} acc {:.2}%, consensus {:.3e}, {:.1}s",
@@ -123,9 +135,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         results.push((spec.clone(), records));
     }
-    if runs.len() > 1 {
+    if runs.len() > 1 && !results.is_empty() {
         sweep::write_summary(&out, &name, &results)?;
         println!("wrote {0}/summary.csv, {0}/comparison.png", out.display());
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} runs failed (their metrics up to the failure are kept): {}",
+            failed.len(),
+            runs.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }

@@ -90,6 +90,30 @@ fn a_sweep_writes_each_run_and_a_summary() {
 }
 
 #[test]
+fn a_failed_run_does_not_stop_a_sweep() {
+    // the first variant's nodes "diverge" at once (loss above max_loss): the sweep reports it,
+    // runs the rest, writes their summary and exits nonzero naming the failed run
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sweep.toml");
+    let text = format!(
+        "{TINY}\n[[variant]]\nlabel = \"bad\"\nset = [\"max_loss=0.01\"]\n[[variant]]\nlabel = \"good\"\nset = []\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("s");
+    let o = hdo()
+        .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("1 of 2 runs failed") && err.contains("bad seed 0"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.join("good").join("metrics.csv").exists());
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 2, "{summary}");
+}
+
+#[test]
 fn errors_name_the_problem_and_exit_nonzero() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tiny.toml");
