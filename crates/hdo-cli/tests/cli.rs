@@ -66,20 +66,26 @@ fn run_writes_outputs_and_applies_overrides() {
     );
 }
 
-#[test]
-fn a_sweep_writes_each_run_and_a_summary() {
+/// `hdo run` on a sweep file with `text`, into a fresh directory: (the directory, the output
+/// directory, the process output).
+fn sweep(text: &str) -> (tempfile::TempDir, std::path::PathBuf, std::process::Output) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sweep.toml");
-    // `seeds` is a top-level key, so it goes before the first table.
-    let text = format!(
-        "seeds = [1, 2]\n{TINY}\n[[variant]]\nlabel = \"FO\"\nset = [\"population.zo=0\"]\n[[variant]]\nlabel = \"ZO\"\nset = [\"population.fo=0\"]\n"
-    );
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("s");
     let o = hdo()
         .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
         .output()
         .unwrap();
+    (dir, out, o)
+}
+
+#[test]
+fn a_sweep_writes_each_run_and_a_summary() {
+    // `seeds` is a top-level key, so it goes before the first table.
+    let (_dir, out, o) = sweep(&format!(
+        "seeds = [1, 2]\n{TINY}\n[[variant]]\nlabel = \"FO\"\nset = [\"population.zo=0\"]\n[[variant]]\nlabel = \"ZO\"\nset = [\"population.fo=0\"]\n"
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for run in ["fo/seed1", "fo/seed2", "zo/seed1", "zo/seed2"] {
         assert!(out.join(run).join("metrics.csv").exists(), "{run}");
@@ -93,17 +99,9 @@ fn a_sweep_writes_each_run_and_a_summary() {
 fn a_failed_run_does_not_stop_a_sweep() {
     // the first variant's nodes "diverge" at once (loss above max_loss): the sweep reports it,
     // runs the rest, writes their summary and exits nonzero naming the failed run
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("sweep.toml");
-    let text = format!(
+    let (_dir, out, o) = sweep(&format!(
         "{TINY}\n[[variant]]\nlabel = \"bad\"\nset = [\"max_loss=0.01\"]\n[[variant]]\nlabel = \"good\"\nset = []\n"
-    );
-    std::fs::write(&cfg, text).unwrap();
-    let out = dir.path().join("s");
-    let o = hdo()
-        .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
-        .output()
-        .unwrap();
+    ));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("1 of 2 runs failed") && err.contains("bad seed 0"), "{err}");
