@@ -19,8 +19,9 @@ use std::path::PathBuf;
   hdo run experiments/fig1_cnn.toml --device wgpu --set zo.stack=16     # GPU: 16 perturbed copies per pass
   hdo bench --out bench.json              # step costs, peak memory, population scaling
   hdo bench --only average --device wgpu  # one part: steps, average, noise or scaling
+  hdo compare --out runs/cmp 'FO=runs/fo/s0,runs/fo/s1' 'ZO rv 8=runs/zo8/s0,runs/zo8/s1'
 
-Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png."
+Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png;\nsweeps and hdo compare: summary.csv, comparison.png."
 )]
 pub struct Cli {
     /// What to do.
@@ -35,6 +36,24 @@ pub enum Command {
     Run(RunArgs),
     /// Measure step costs, peak memory, the direction floor and population scaling.
     Bench(BenchArgs),
+    /// Put finished runs side by side: a table of their last evaluation, summary.csv and
+    /// comparison.png (each label's mean over its runs).
+    Compare(CompareArgs),
+}
+
+/// `hdo compare`.
+#[derive(Debug, Parser)]
+pub struct CompareArgs {
+    /// Runs, each `LABEL=DIR[,DIR...]`: the output directories of `hdo run`; the runs of one
+    /// label (e.g. its seeds) are averaged.
+    #[arg(required = true, value_name = "LABEL=DIRS")]
+    pub runs: Vec<String>,
+    /// Directory for summary.csv and comparison.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Title of the plot.
+    #[arg(long, default_value = "comparison")]
+    pub title: String,
 }
 
 /// `hdo bench`.

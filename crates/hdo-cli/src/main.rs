@@ -5,9 +5,11 @@ mod bench;
 mod progress;
 
 use anyhow::Context;
-use args::{Cli, Command, RunArgs};
+use args::{Cli, Command, CompareArgs, RunArgs};
 use clap::Parser;
+use hdo_core::summary::{self, Finished};
 use hdo_core::{Experiment, sweep};
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,10 +136,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "wrote {0}/metrics.jsonl, {0}/metrics.csv, {0}/metrics.png, {0}/config.toml",
             dir.display()
         );
-        results.push((spec.clone(), records));
+        results.push(Finished { label: spec.label.clone(), seed: spec.seed, dir, records });
     }
     if runs.len() > 1 && !results.is_empty() {
-        sweep::write_summary(&out, &name, &results)?;
+        summary::write(&out, &name, &results)?;
+        print!("{}", summary::table(&results));
         println!("wrote {0}/summary.csv, {0}/comparison.png", out.display());
     }
     if !failed.is_empty() {
@@ -147,6 +151,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             failed.join(", ")
         );
     }
+    Ok(())
+}
+
+/// `hdo compare`: load every `LABEL=DIR[,DIR...]`, print the table, write the summary.
+fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for spec in &args.runs {
+        let (label, dirs) = spec
+            .split_once('=')
+            .filter(|(l, d)| !l.trim().is_empty() && !d.trim().is_empty())
+            .with_context(|| format!("`{spec}`: expected LABEL=DIR[,DIR...]"))?;
+        for dir in dirs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            runs.push(summary::load(label.trim(), Path::new(dir))?);
+        }
+    }
+    summary::write(&args.out, &args.title, &runs)?;
+    print!("{}", summary::table(&runs));
+    println!("wrote {0}/summary.csv, {0}/comparison.png", args.out.display());
     Ok(())
 }
 

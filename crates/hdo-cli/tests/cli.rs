@@ -93,6 +93,45 @@ fn a_sweep_writes_each_run_and_a_summary() {
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 5);
     assert!(out.join("comparison.png").exists());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("FO ") && l.contains("1,2")), "{stdout}");
+
+    // the same runs compared after the fact (as runs made separately would be)
+    let cmp = out.join("cmp");
+    let dirs = |v: &str, seeds: &[u32]| {
+        let d: Vec<String> =
+            seeds.iter().map(|s| out.join(format!("{v}/seed{s}")).display().to_string()).collect();
+        d.join(",")
+    };
+    let c = hdo()
+        .args(["compare", "--out", cmp.to_str().unwrap(), "--title", "t"])
+        .arg(format!("first order={}", dirs("fo", &[1, 2])))
+        .arg(format!("ZO={}", dirs("zo", &[2])))
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let table = String::from_utf8_lossy(&c.stdout);
+    assert!(table.lines().any(|l| l.starts_with("first order") && l.contains("1,2")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("ZO ") && l.contains(" 2 ")), "{table}");
+    let compared = std::fs::read_to_string(cmp.join("summary.csv")).unwrap();
+    assert_eq!(compared.lines().count(), 4);
+    // the last row of a run is the same in both summaries
+    let zo_row = |s: &str, label: &str| {
+        s.lines()
+            .find(|l| l.starts_with(&format!("\"{label}\",2,")))
+            .unwrap()
+            .split_once(',')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert_eq!(zo_row(&compared, "ZO"), zo_row(&summary, "ZO"));
+    assert!(cmp.join("comparison.png").exists());
+    for (arg, want) in [("no label here", "LABEL=DIR"), ("x=/nonexistent/run", "config.toml")] {
+        let e = hdo().args(["compare", "--out", cmp.to_str().unwrap(), arg]).output().unwrap();
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert!(!e.status.success() && err.contains(want) && !err.contains("panicked"), "{err}");
+    }
 }
 
 #[test]

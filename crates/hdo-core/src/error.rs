@@ -40,6 +40,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A finished run's directory cannot be read back.
+    #[error("run {path}: {problem}")]
+    Run {
+        /// The file (or directory) at fault.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The compute device is unusable.
     #[error("{0}")]
     Device(String),

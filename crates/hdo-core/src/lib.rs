@@ -38,6 +38,7 @@ pub mod optimizer;
 pub mod params;
 pub mod population;
 pub mod schedule;
+pub mod summary;
 pub mod sweep;
 
 pub use config::ExperimentConfig;

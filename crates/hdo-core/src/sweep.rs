@@ -2,8 +2,7 @@
 
 use crate::config::ExperimentConfig;
 use crate::error::Error;
-use crate::metrics::{Record, write_atomic};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One run of a sweep.
 #[derive(Debug, Clone)]
@@ -71,51 +70,6 @@ pub fn expand(text: &str, overrides: &[String]) -> Result<Vec<RunSpec>, Error> {
         }
     }
     Ok(runs)
-}
-
-/// Write `summary.csv` (last record of every run) and `comparison.png` (mean over seeds of each
-/// variant's validation loss and accuracy) into `out`.
-pub fn write_summary(
-    out: &Path,
-    title: &str,
-    results: &[(RunSpec, Vec<Record>)],
-) -> Result<(), Error> {
-    let mut csv = format!("label,seed,{}\n", Record::CSV_HEADER);
-    for (spec, records) in results {
-        if let Some(last) = records.last() {
-            csv.push_str(&format!(
-                "\"{}\",{},{}\n",
-                spec.label.replace('"', "'"),
-                spec.seed,
-                last.csv_row()
-            ));
-        }
-    }
-    write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
-    let mut labels: Vec<&str> = Vec::new();
-    for (spec, _) in results {
-        if !labels.contains(&spec.label.as_str()) {
-            labels.push(&spec.label);
-        }
-    }
-    let series = labels
-        .iter()
-        .map(|label| {
-            let runs: Vec<&Vec<Record>> =
-                results.iter().filter(|(s, _)| s.label == *label).map(|(_, r)| r).collect();
-            let rows = runs.iter().map(|r| r.len()).min().unwrap_or(0);
-            let points = (0..rows)
-                .map(|i| {
-                    let k = runs.len() as f64;
-                    let loss = runs.iter().map(|r| r[i].mean_val_loss).sum::<f64>() / k;
-                    let acc = runs.iter().map(|r| r[i].mean_val_acc).sum::<f64>() / k;
-                    (runs[0][i].round as f64, loss, acc)
-                })
-                .collect();
-            (label.to_string(), points)
-        })
-        .collect::<Vec<_>>();
-    crate::metrics::plot_comparison(&out.join("comparison.png"), title, &series)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! One row of metrics.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything measured at one evaluation. Population-specific fields are empty when that
 /// population has no node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Rounds completed.
     pub round: u64,

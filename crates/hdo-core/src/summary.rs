@@ -1,0 +1,235 @@
+//! Finished runs side by side: load run directories, tabulate their last evaluation, and write
+//! `summary.csv` and `comparison.png`. Sweeps use it for their runs; `hdo compare` for runs made
+//! separately (other days, other machines) that belong in one figure.
+
+use crate::error::Error;
+use crate::metrics::{Record, plot_comparison, write_atomic};
+use std::path::{Path, PathBuf};
+
+/// One finished (or stopped) run: its label in the comparison, seed and records.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Label of the curve it belongs to (runs with one label are averaged).
+    pub label: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Where it was written (for messages).
+    pub dir: PathBuf,
+    /// Its evaluations, in round order.
+    pub records: Vec<Record>,
+}
+
+/// Read the run written in `dir` (its `metrics.jsonl` and `config.toml`) under `label`.
+pub fn load(label: &str, dir: &Path) -> Result<Finished, Error> {
+    let bad = |file: &str, problem: String| Error::Run { path: dir.join(file), problem };
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join(file)).map_err(|e| bad(file, format!("cannot read: {e}")))
+    };
+    let config: toml::Table =
+        read("config.toml")?.parse().map_err(|e| bad("config.toml", format!("not TOML: {e}")))?;
+    let seed = config
+        .get("seed")
+        .and_then(|v| v.as_integer())
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(|| bad("config.toml", "no `seed` (not a run directory of hdo?)".into()))?;
+    let mut records: Vec<Record> = Vec::new();
+    for (i, line) in read("metrics.jsonl")?.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(line)
+            .map_err(|e| bad("metrics.jsonl", format!("line {}: {e}", i + 1)))?;
+        if records.last().is_some_and(|p| p.round >= r.round) {
+            return Err(bad("metrics.jsonl", format!("line {}: rounds out of order", i + 1)));
+        }
+        records.push(r);
+    }
+    if records.is_empty() {
+        return Err(bad("metrics.jsonl", "no evaluations".into()));
+    }
+    Ok(Finished { label: label.to_string(), seed, dir: dir.to_path_buf(), records })
+}
+
+/// Labels in order of first appearance.
+fn labels(runs: &[Finished]) -> Vec<&str> {
+    let mut labels: Vec<&str> = Vec::new();
+    for run in runs {
+        if !labels.contains(&run.label.as_str()) {
+            labels.push(&run.label);
+        }
+    }
+    labels
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Each label's curve: the mean over its runs at every evaluation they all reached. Runs of one
+/// label must have been evaluated at the same rounds.
+fn curves(runs: &[Finished]) -> Result<Vec<crate::metrics::Curve>, Error> {
+    labels(runs)
+        .into_iter()
+        .map(|label| {
+            let group: Vec<&Finished> = runs.iter().filter(|r| r.label == label).collect();
+            let rows = group.iter().map(|r| r.records.len()).min().unwrap_or(0);
+            let points = (0..rows)
+                .map(|i| {
+                    let round = group[0].records[i].round;
+                    if let Some(other) = group.iter().find(|r| r.records[i].round != round) {
+                        return Err(Error::Run {
+                            path: other.dir.clone(),
+                            problem: format!(
+                                "evaluated at round {} where {} was at round {round}: runs of \
+                                 \"{label}\" need the same eval_every",
+                                other.records[i].round,
+                                group[0].dir.display()
+                            ),
+                        });
+                    }
+                    let k = group.len() as f64;
+                    let loss = group.iter().map(|r| r.records[i].mean_val_loss).sum::<f64>() / k;
+                    let acc = group.iter().map(|r| r.records[i].mean_val_acc).sum::<f64>() / k;
+                    Ok((round as f64, loss, acc))
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((label.to_string(), points))
+        })
+        .collect()
+}
+
+/// Write `summary.csv` (the last record of every run) and `comparison.png` (each label's mean
+/// over its runs of validation loss and accuracy) into `out`.
+pub fn write(out: &Path, title: &str, runs: &[Finished]) -> Result<(), Error> {
+    let series = curves(runs)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut csv = format!("label,seed,{}\n", Record::CSV_HEADER);
+    for run in runs {
+        if let Some(last) = run.records.last() {
+            let label = run.label.replace('"', "'");
+            csv.push_str(&format!("\"{label}\",{},{}\n", run.seed, last.csv_row()));
+        }
+    }
+    write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
+    plot_comparison(&out.join("comparison.png"), title, &series)
+}
+
+/// A plain-text table, one line per label: runs, seeds, last round, validation accuracy and loss
+/// at it (mean ± sample standard deviation over runs).
+pub fn table(runs: &[Finished]) -> String {
+    let width = labels(runs).iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
+    let mut out =
+        format!("{:<width$}  runs  seeds        round  val accuracy        val loss\n", "label");
+    for label in labels(runs) {
+        let group: Vec<&Finished> = runs.iter().filter(|r| r.label == label).collect();
+        let last: Vec<&Record> = group.iter().filter_map(|r| r.records.last()).collect();
+        let seeds = group.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(",");
+        let rounds: Vec<u64> = last.iter().map(|r| r.round).collect();
+        let round = if rounds.iter().all(|&r| r == rounds[0]) {
+            rounds[0].to_string()
+        } else {
+            format!("{}-{}", rounds.iter().min().unwrap_or(&0), rounds.iter().max().unwrap_or(&0))
+        };
+        let acc: Vec<f64> = last.iter().map(|r| 100.0 * r.mean_val_acc).collect();
+        let loss: Vec<f64> = last.iter().map(|r| r.mean_val_loss).collect();
+        let ((am, asd), (lm, lsd)) = (mean_sd(&acc), mean_sd(&loss));
+        out.push_str(&format!(
+            "{label:<width$}  {:>4}  {seeds:<11}  {round:>5}  {am:>6.2} ± {asd:<5.2}%  {lm:.4} ± {lsd:.4}\n",
+            group.len()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(round: u64, loss: f64, acc: f64) -> Record {
+        Record {
+            round,
+            parallel_time: 0.0,
+            mean_val_loss: loss,
+            mean_val_acc: acc,
+            mean_val_acc_hard: None,
+            std_val_loss: 0.0,
+            mean_model_val_loss: loss,
+            mean_model_val_acc: acc,
+            consensus: 0.0,
+            fo_val_loss: None,
+            fo_val_acc: None,
+            zo_val_loss: Some(loss),
+            zo_val_acc: Some(acc),
+            mean_train_loss: None,
+            forward_passes: 0,
+            backward_passes: 0,
+            bytes_sent: 0,
+            elapsed_s: 1.0,
+            train_s: 1.0,
+            zo_grad_cosine: None,
+            zo_grad_norm_ratio: None,
+        }
+    }
+
+    fn run(label: &str, seed: u64, rounds: &[(u64, f64, f64)]) -> Finished {
+        Finished {
+            label: label.into(),
+            seed,
+            dir: PathBuf::from(format!("{label}/{seed}")),
+            records: rounds.iter().map(|&(r, l, a)| record(r, l, a)).collect(),
+        }
+    }
+
+    #[test]
+    fn curves_average_each_label_and_the_table_shows_mean_and_sd() {
+        let runs = [
+            run("a", 0, &[(0, 2.0, 0.1), (10, 1.0, 0.80)]),
+            run("a", 1, &[(0, 2.0, 0.1), (10, 0.5, 0.90)]),
+            run("b", 0, &[(0, 2.0, 0.1), (10, 0.2, 0.95)]),
+        ];
+        let c = curves(&runs).unwrap();
+        assert_eq!(c.len(), 2);
+        let (round, loss, acc) = c[0].1[1];
+        assert!(round == 10.0 && loss == 0.75 && (acc - 0.85).abs() < 1e-12, "{:?}", c[0]);
+        assert_eq!(c[1].1[1], (10.0, 0.2, 0.95));
+        let t = table(&runs);
+        let a = t.lines().find(|l| l.starts_with("a ")).unwrap();
+        // accuracies 80 and 90: mean 85, sample sd 7.07
+        assert!(a.contains("0,1") && a.contains("85.00 ± 7.07") && a.contains("0.7500"), "{t}");
+    }
+
+    #[test]
+    fn runs_of_one_label_must_share_their_evaluation_rounds() {
+        let runs = [
+            run("a", 0, &[(0, 2.0, 0.1), (10, 1.0, 0.8)]),
+            run("a", 1, &[(0, 2.0, 0.1), (5, 1.0, 0.8)]),
+        ];
+        let e = curves(&runs).unwrap_err().to_string();
+        assert!(e.contains("a/1") && e.contains("eval_every"), "{e}");
+    }
+
+    #[test]
+    fn loading_names_the_file_and_line_that_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load("x", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("config.toml"), "{e}");
+        std::fs::write(dir.path().join("config.toml"), "seed = 4\n").unwrap();
+        let good = serde_json::to_string(&record(0, 2.0, 0.1)).unwrap();
+        std::fs::write(dir.path().join("metrics.jsonl"), format!("{good}\n{{\"round\": 5\n"))
+            .unwrap();
+        let e = load("x", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("metrics.jsonl") && e.contains("line 2"), "{e}");
+        let later = serde_json::to_string(&record(5, 1.0, 0.5)).unwrap();
+        std::fs::write(dir.path().join("metrics.jsonl"), format!("{good}\n{later}\n")).unwrap();
+        let run = load("x", dir.path()).unwrap();
+        assert_eq!((run.seed, run.records.len(), run.records[1].round), (4, 2, 5));
+    }
+}
