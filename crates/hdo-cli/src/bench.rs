@@ -127,6 +127,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Threads of the pool the CPU backend computes on (`RAYON_NUM_THREADS` sets it).
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    hdo_core::bench::threads()
 }

@@ -256,6 +256,11 @@ pub struct Scaling {
     pub generation_floor_s: f64,
 }
 
+/// Threads of the global rayon pool, which burn-flex and our host loops compute on.
+pub fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
 /// Rounds of logistic populations (batch 2, rv 128, matching, the Figure 2 setting) of the given
 /// sizes, on `device`, with the config overrides `extra` (e.g. `zo.batch_nodes=true`).
 pub fn population_scaling(
@@ -265,7 +270,7 @@ pub fn population_scaling(
     extra: &[String],
 ) -> Result<Vec<Scaling>, Error> {
     let per_thread = noise_seconds(1 << 24) / (1u64 << 24) as f64;
-    let threads = rayon::current_num_threads().max(1) as f64;
+    let threads = threads() as f64;
     let mut out = Vec::new();
     for &(fo, zo) in sizes {
         let mut sets = vec![
