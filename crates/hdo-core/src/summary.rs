@@ -133,10 +133,10 @@ pub fn table(runs: &[Finished]) -> String {
         let last: Vec<&Record> = group.iter().filter_map(|r| r.records.last()).collect();
         let seeds = group.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(",");
         let rounds: Vec<u64> = last.iter().map(|r| r.round).collect();
-        let round = if rounds.iter().all(|&r| r == rounds[0]) {
-            rounds[0].to_string()
-        } else {
-            format!("{}-{}", rounds.iter().min().unwrap_or(&0), rounds.iter().max().unwrap_or(&0))
+        let round = match (rounds.iter().min(), rounds.iter().max()) {
+            (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+            (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
+            _ => "-".into(),
         };
         let acc: Vec<f64> = last.iter().map(|r| 100.0 * r.mean_val_acc).collect();
         let loss: Vec<f64> = last.iter().map(|r| r.mean_val_loss).collect();
