@@ -56,9 +56,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     })?;
     // device memory is not heap: only the CPU has peak figures
     let meter: Option<&dyn HeapMeter> = if device_name == "cpu" { Some(&Meter) } else { None };
-    eprintln!("hdo bench on {device_name} ({} threads)", rayon_threads());
+    eprintln!("hdo bench on {device_name} ({} threads)", hdo_core::bench::threads());
     let wants = |part: BenchPart| args.only.is_empty() || args.only.contains(&part);
-    let mut report = json!({ "device": device_name, "threads": rayon_threads() });
+    let mut report = json!({ "device": device_name, "threads": hdo_core::bench::threads() });
     if wants(BenchPart::Steps) {
         let steps: Vec<Measurement> =
             bench::steps(&device, args.reps, meter, &args.models).context("step benchmarks")?;
@@ -125,9 +125,4 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("\nwrote {}", path.display());
     }
     Ok(())
-}
-
-/// Threads of the pool the CPU backend computes on (`RAYON_NUM_THREADS` sets it).
-fn rayon_threads() -> usize {
-    hdo_core::bench::threads()
 }

@@ -9,8 +9,7 @@ use args::{Cli, Command, CompareArgs, RunArgs};
 use clap::Parser;
 use hdo_core::summary::{self, Finished};
 use hdo_core::{Experiment, sweep};
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[global_allocator]
