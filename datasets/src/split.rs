@@ -76,6 +76,26 @@ impl ShardSampler {
         self.epoch
     }
 
+    /// Where the sampler stands: `(epoch, position in that epoch's order)`. With the seed and
+    /// shard this is its whole state, so [`ShardSampler::seek`] can restore it.
+    pub fn position(&self) -> (u64, usize) {
+        (self.epoch, self.cursor)
+    }
+
+    /// Move to `position` (as returned by [`ShardSampler::position`]), e.g. from a checkpoint.
+    pub fn seek(&mut self, (epoch, cursor): (u64, usize)) -> Result<(), String> {
+        if cursor > self.shard.len() {
+            return Err(format!(
+                "sampler position {cursor} is past the end of a shard of {} examples",
+                self.shard.len()
+            ));
+        }
+        self.epoch = epoch;
+        self.reshuffle();
+        self.cursor = cursor;
+        Ok(())
+    }
+
     /// The next `batch` example indices. A batch that crosses an epoch boundary takes the rest of
     /// the current epoch and continues in the next one. An empty shard yields an empty batch.
     pub fn next_batch(&mut self, batch: usize) -> Vec<usize> {
@@ -99,6 +119,21 @@ impl ShardSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sampler_resumes_from_its_position() {
+        let mut a = ShardSampler::new((0..10).collect(), 3);
+        for _ in 0..4 {
+            a.next_batch(3);
+        }
+        let mut b = ShardSampler::new((0..10).collect(), 3);
+        b.seek(a.position()).unwrap();
+        assert_eq!(a.position(), (1, 2));
+        for _ in 0..5 {
+            assert_eq!(a.next_batch(3), b.next_batch(3));
+        }
+        assert!(b.seek((0, 11)).is_err());
+    }
 
     #[test]
     fn split_covers_each_sample_once_per_population() {

@@ -17,11 +17,12 @@ use std::path::PathBuf;
   hdo run experiments/quickstart.toml --set protocol.kind=all_reduce --set zo.rv=32
   hdo run experiments/fig2_logistic.toml --data-dir ~/mnist --download
   hdo run experiments/fig1_cnn.toml --device wgpu --set zo.stack=16     # GPU: 16 perturbed copies per pass
+  hdo run experiments/fig1_cnn_estimators.toml --data-dir data/mnist --resume  # continue interrupted runs
   hdo bench --out bench.json              # step costs, peak memory, population scaling
   hdo bench --only average --device wgpu  # one part: steps, average, noise or scaling
   hdo compare --out runs/cmp 'FO=runs/fo/s0,runs/fo/s1' 'ZO rv 8=runs/zo8/s0,runs/zo8/s1'
 
-Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png;\nsweeps and hdo compare: summary.csv, comparison.png."
+Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png,\ncheckpoint.bin (with checkpoint_every); sweeps and hdo compare: summary.csv, comparison.png."
 )]
 pub struct Cli {
     /// What to do.
@@ -128,6 +129,11 @@ pub struct RunArgs {
     /// Compute device (overrides `device`).
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
+    /// Continue each run from its `checkpoint.bin` in the output directory (written every
+    /// `checkpoint_every` rounds) with the same config and overrides; runs without one start at
+    /// round 0, runs whose checkpoint is at the last round are not trained again.
+    #[arg(long)]
+    pub resume: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

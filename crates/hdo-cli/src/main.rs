@@ -103,7 +103,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             experiment.data.validation.len(),
             dir.display()
         );
-        let mut bar = progress::Progress::new(config.steps, args.quiet);
+        let from = if args.resume {
+            experiment.resume(&dir).with_context(|| format!("resuming {}", dir.display()))?
+        } else {
+            None
+        };
+        match from {
+            Some(round) if round == config.steps => {
+                eprintln!("hdo: {label}already finished (checkpoint at round {round})")
+            }
+            Some(round) => eprintln!("hdo: {label}resuming at round {round}"),
+            None if args.resume => {
+                eprintln!("hdo: {label}no checkpoint in {}: starting at round 0", dir.display())
+            }
+            None => {}
+        }
+        let mut bar = progress::Progress::new(config.steps, from.unwrap_or(0), args.quiet);
         let outcome = experiment
             .run(&dir, &mut |event| bar.handle(event))
             .with_context(|| format!("training {}", dir.display()));

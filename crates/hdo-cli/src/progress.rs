@@ -11,9 +11,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar over `total` rounds (hidden with `quiet`).
-    pub fn new(total: u64, quiet: bool) -> Self {
+    /// A bar over `total` rounds starting at `from` (a resumed run; hidden with `quiet`).
+    pub fn new(total: u64, from: u64, quiet: bool) -> Self {
         let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+        bar.set_position(from);
+        bar.reset_eta();
         bar.set_style(
             ProgressStyle::with_template(
                 "{bar:30} {pos}/{len} rounds [{elapsed_precise} < ETA {eta_precise}] {msg}",

@@ -181,3 +181,41 @@ fn errors_name_the_problem_and_exit_nonzero() {
     let help = hdo().arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("hdo run experiments/quickstart.toml"));
 }
+
+#[test]
+fn resume_continues_from_a_checkpoint_and_a_fresh_run_will_not_overwrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        hdo()
+            .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+            .args(["--set", "checkpoint_every=2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(out.join("checkpoint.bin").exists());
+    let again = run(&[]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("--resume"), "{err}");
+    let resumed = run(&["--resume"]);
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        resumed.status.success() && err.contains("already finished (checkpoint at round 4)"),
+        "{err}"
+    );
+    let other = run(&["--resume", "--set", "zo.rv=3"]);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && err.contains("different configuration"), "{err}");
+    let fresh = dir.path().join("fresh");
+    let none = hdo()
+        .args(["run", cfg.to_str().unwrap(), "--out", fresh.to_str().unwrap(), "-q", "--resume"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(none.status.success() && err.contains("starting at round 0"), "{err}");
+}

@@ -23,6 +23,9 @@ pub struct ExperimentConfig {
     pub steps: u64,
     /// Evaluate (and write a metrics row) every this many rounds, and after the last.
     pub eval_every: u64,
+    /// Write the run's whole state to `OUT/checkpoint.bin` every this many rounds and after the
+    /// last (0 = never), so that `hdo run --resume` can continue an interrupted run exactly.
+    pub checkpoint_every: u64,
     /// Rounds at the start during which nodes train without communicating (the HDO authors'
     /// `warmup_steps`).
     pub local_rounds: u64,
@@ -71,6 +74,7 @@ impl Default for ExperimentConfig {
             seed: 0,
             steps: 100,
             eval_every: 10,
+            checkpoint_every: 0,
             local_rounds: 0,
             max_loss: 1e4,
             population: PopulationConfig::default(),

@@ -48,6 +48,14 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A checkpoint cannot be read, or does not belong to this run.
+    #[error("checkpoint {path}: {problem}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The compute device is unusable.
     #[error("{0}")]
     Device(String),

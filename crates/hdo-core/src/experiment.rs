@@ -1,5 +1,6 @@
 //! An experiment: build the population from a config, run the rounds, evaluate, write outputs.
 
+use crate::checkpoint::{self, Checkpoint, NodeState, RunState, Totals};
 use crate::config::{ExperimentConfig, NodeKind};
 use crate::data::{Dataset, ValidationSet};
 use crate::error::Error;
@@ -45,6 +46,9 @@ pub struct Experiment {
     pub data: Dataset,
     validation: ValidationSet,
     protocol: Box<dyn Protocol>,
+    /// Where [`Experiment::run`] starts: round 0, or a checkpoint's state after
+    /// [`Experiment::resume`].
+    start: Option<RunState>,
 }
 
 impl Experiment {
@@ -127,11 +131,51 @@ impl Experiment {
             validation,
             protocol,
             config,
+            start: None,
         })
     }
 
+    /// Continue from `dir`'s checkpoint (`checkpoint.bin`, see [`checkpoint`]) if it has one:
+    /// returns the round it reached, or `None` (the run will start at round 0). The checkpoint
+    /// must come from this very config; a different one is refused with the first line that
+    /// differs.
+    pub fn resume(&mut self, dir: &Path) -> Result<Option<u64>, Error> {
+        let path = dir.join(checkpoint::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let saved = Checkpoint::read(&path)?;
+        let bad = |problem: String| Error::Checkpoint { path: path.clone(), problem };
+        if let Some((here, there)) =
+            checkpoint::first_difference(&self.config.to_toml(), &saved.config)
+        {
+            return Err(bad(format!(
+                "it belongs to a different configuration (`{here}` now, `{there}` in the checkpoint); \
+                 resume with the same config and overrides, or write to another --out"
+            )));
+        }
+        if saved.nodes.len() != self.population.len() || saved.run.round > self.config.steps {
+            return Err(bad(format!(
+                "{} nodes at round {}, but this run has {} nodes and {} rounds",
+                saved.nodes.len(),
+                saved.run.round,
+                self.population.len(),
+                self.config.steps
+            )));
+        }
+        let layout = &self.population.layout;
+        for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
+            state.restore(node, layout).map_err(bad)?;
+        }
+        let round = saved.run.round;
+        self.start = Some(saved.run);
+        Ok(Some(round))
+    }
+
     /// Run every round, evaluating every `eval_every` rounds (and at round 0 and the end), and
-    /// (re)write `config.toml`, `metrics.jsonl`, `metrics.csv` and `metrics.png` in `out`.
+    /// (re)write `config.toml`, `metrics.jsonl`, `metrics.csv` and `metrics.png` in `out`; with
+    /// `checkpoint_every`, also `checkpoint.bin`. After [`Experiment::resume`] it continues from
+    /// the checkpoint's round; a fresh run refuses to start over a checkpoint already in `out`.
     /// On divergence the records so far are kept on disk and the error names the node.
     pub fn run(
         &mut self,
@@ -139,6 +183,16 @@ impl Experiment {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<Record>, Error> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let checkpoint_path = out.join(checkpoint::FILE);
+        let resumed = self.start.take();
+        if resumed.is_none() && checkpoint_path.exists() {
+            return Err(Error::Checkpoint {
+                path: checkpoint_path,
+                problem: "a run's checkpoint is already there: continue it with --resume \
+                          (Experiment::resume), or write to another output directory"
+                    .into(),
+            });
+        }
         write_atomic(&out.join("config.toml"), self.config.to_toml().as_bytes())?;
         let cfg = self.config.clone();
         let n = self.population.len();
@@ -152,12 +206,18 @@ impl Experiment {
             self.protocol.name()
         );
         let start = Instant::now();
-        let mut totals = Totals::default();
-        let mut records = vec![self.record(0, &totals, None, start)];
+        let RunState { round: first, mut totals, loss, elapsed_s, mut records } =
+            resumed.unwrap_or_default();
+        let elapsed = || elapsed_s + start.elapsed().as_secs_f64();
+        if records.is_empty() {
+            records.push(self.record(0, &totals, None, elapsed()));
+        }
         write_outputs(out, &title, &records)?;
-        on_event(Event::Evaluated(&records[0]));
-        let (mut loss_sum, mut loss_count) = (0.0f64, 0u64);
-        for round in 0..cfg.steps {
+        if let Some(last) = records.last() {
+            on_event(Event::Evaluated(last));
+        }
+        let (mut loss_sum, mut loss_count) = loss;
+        for round in first..cfg.steps {
             let round_start = Instant::now();
             let schedule = self.protocol.plan(round, n, gossip_seed);
             let (mut round_sum, mut round_count) = (0.0f64, 0u64);
@@ -172,7 +232,7 @@ impl Experiment {
                             round,
                             &totals,
                             mean_loss(loss_sum, loss_count),
-                            start,
+                            elapsed(),
                         ));
                         write_outputs(out, &title, &records)?;
                         return Err(Error::Diverged {
@@ -207,17 +267,36 @@ impl Experiment {
                 total: cfg.steps,
                 train_loss: round_sum / round_count.max(1) as f64,
             });
-            if done % cfg.eval_every == 0 || done == cfg.steps {
-                records.push(self.record(done, &totals, mean_loss(loss_sum, loss_count), start));
+            let evaluate = done % cfg.eval_every == 0 || done == cfg.steps;
+            if evaluate {
+                let r = self.record(done, &totals, mean_loss(loss_sum, loss_count), elapsed());
+                records.push(r);
                 (loss_sum, loss_count) = (0.0, 0);
                 totals.diag = (0.0, 0.0, 0);
                 write_outputs(out, &title, &records)?;
-                if let Some(last) = records.last() {
-                    on_event(Event::Evaluated(last));
-                }
+            }
+            let every = cfg.checkpoint_every;
+            if every > 0 && (done % every == 0 || done == cfg.steps) {
+                let state = RunState {
+                    round: done,
+                    totals: totals.clone(),
+                    loss: (loss_sum, loss_count),
+                    elapsed_s: elapsed(),
+                    records: records.clone(),
+                };
+                self.checkpoint(state).write(&checkpoint_path)?;
+            }
+            if evaluate && let Some(last) = records.last() {
+                on_event(Event::Evaluated(last));
             }
         }
         Ok(records)
+    }
+
+    /// The run's whole state, given where the run stands.
+    fn checkpoint(&self, run: RunState) -> Checkpoint {
+        let nodes = self.population.nodes.par_iter().map(NodeState::capture).collect();
+        Checkpoint { config: self.config.to_toml(), run, nodes }
     }
 
     /// Evaluate every node and the mean model.
@@ -226,7 +305,7 @@ impl Experiment {
         round: u64,
         totals: &Totals,
         train_loss: Option<f64>,
-        start: Instant,
+        elapsed_s: f64,
     ) -> Record {
         let pop = &self.population;
         let evals: Vec<(NodeKind, Evaluation)> = pop
@@ -270,7 +349,7 @@ impl Experiment {
             forward_passes: totals.forward,
             backward_passes: totals.backward,
             bytes_sent: totals.bytes,
-            elapsed_s: start.elapsed().as_secs_f64(),
+            elapsed_s,
             train_s: totals.train_s,
             zo_grad_cosine: (totals.diag.2 > 0).then(|| totals.diag.0 / totals.diag.2 as f64),
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
@@ -281,16 +360,4 @@ impl Experiment {
 /// Mean of `count` losses summing to `sum`, if any.
 fn mean_loss(sum: f64, count: u64) -> Option<f64> {
     (count > 0).then(|| sum / count as f64)
-}
-
-/// Running counters of a run.
-#[derive(Debug, Default)]
-struct Totals {
-    forward: u64,
-    backward: u64,
-    bytes: u64,
-    interactions: f64,
-    train_s: f64,
-    /// Diagnostics since the last record: (Σ cosine, Σ norm ratio, count).
-    diag: (f64, f64, u64),
 }

@@ -15,7 +15,8 @@
 //! * [`estimator`]: one file per estimator; [`noise`]: the counter-based directions;
 //! * [`optimizer`], [`schedule`]: momentum styles and learning-rate schedules;
 //! * [`params`]: the one place that walks Burn modules; [`init`]: seeded initialisation;
-//! * [`data`], [`evaluate`], [`metrics`], [`device`]; [`sweep`]: variants × seeds of one file.
+//! * [`data`], [`evaluate`], [`metrics`], [`device`]; [`sweep`]: variants × seeds of one file;
+//! * [`checkpoint`]: a run's whole state, to resume an interrupted run exactly.
 //!
 //! Randomness is always a pure function of the run seed and coordinates (node, step, direction,
 //! round), never of global state: the same config and seed give identical metrics on a device.
@@ -23,6 +24,7 @@
 pub mod average;
 pub mod batcher;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;

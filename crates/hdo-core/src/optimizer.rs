@@ -30,6 +30,17 @@ impl Optimizer {
         Optimizer { schedule, momentum, style, sign, velocity: Vec::new() }
     }
 
+    /// The momentum buffers, one per trainable tensor (`None` before its first step; empty before
+    /// the first step of all).
+    pub fn velocity(&self) -> &[Option<Tensor<1>>] {
+        &self.velocity
+    }
+
+    /// Replace the momentum buffers (from a checkpoint).
+    pub fn set_velocity(&mut self, velocity: Vec<Option<Tensor<1>>>) {
+        self.velocity = velocity;
+    }
+
     /// Apply `gradient` at local step `t`: `v ← m·v + c·G` (c = 1 for `sgd`, 1−m for `ema`;
     /// no buffer when m = 0), then `x ← x − lr(t)·v`, or `x ← x − lr(t)·sign(v)` with `sign`.
     /// Running statistics are left alone.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 mod common;
 
+use hdo_core::checkpoint::Checkpoint;
 use hdo_core::{Error, Experiment};
 
 fn strip_time(mut r: Vec<hdo_core::metrics::Record>) -> Vec<hdo_core::metrics::Record> {
@@ -233,4 +234,63 @@ fn bench_population_scaling_reports_rounds_and_the_noise_floor() {
         rows[1].generation_floor_s > 0.0
             && rows[1].generation_floor_s < rows[1].seconds_per_round * 10.0
     );
+}
+
+#[test]
+fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
+    // CNN (BatchNorm running statistics), FO (autodiff) and ZO nodes, momentum, gossip.
+    let cfg = || {
+        common::tiny(
+            2,
+            2,
+            &[
+                "model.kind=\"cnn\"",
+                "model.channels=[2,2,2]",
+                "model.hidden=[8]",
+                "fo.momentum=0.9",
+                "zo.momentum=0.9",
+                "checkpoint_every=3",
+                "diagnostics.every=2",
+            ],
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let whole = Experiment::new(cfg()).unwrap().run(&a, &mut |_| {}).unwrap();
+    // a second run, whose round-3 checkpoint is kept aside as if it had been killed then
+    std::fs::create_dir_all(&c).unwrap();
+    let mut keep = |e: hdo_core::Event<'_>| {
+        if let hdo_core::Event::Evaluated(r) = e
+            && r.round == 3
+        {
+            std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
+        }
+    };
+    Experiment::new(cfg()).unwrap().run(&b, &mut keep).unwrap();
+    let mut resumed = Experiment::new(cfg()).unwrap();
+    assert_eq!(resumed.resume(&c).unwrap(), Some(3));
+    let rest = resumed.run(&c, &mut |_| {}).unwrap();
+    assert_eq!(strip_time(rest), strip_time(whole.clone()));
+    let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
+    let (end_a, end_c) = (read(&a), read(&c));
+    assert_eq!(end_a.run.round, 6);
+    assert_eq!(end_a.nodes, end_c.nodes, "final parameters, momentum and counters");
+    assert!(end_a.nodes.iter().all(|n| n.velocity.iter().all(Option::is_some)));
+
+    // a finished run resumes to nothing left to do
+    let mut done = Experiment::new(cfg()).unwrap();
+    assert_eq!(done.resume(&a).unwrap(), Some(6));
+    assert_eq!(strip_time(done.run(&a, &mut |_| {}).unwrap()), strip_time(whole));
+    // a fresh run does not overwrite a checkpoint; another config cannot resume it
+    let e = Experiment::new(cfg()).unwrap().run(&a, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("--resume") && e.contains("checkpoint.bin"), "{e}");
+    let mut other = cfg();
+    other.zo.lr *= 2.0;
+    let e = Experiment::new(other).unwrap().resume(&a).unwrap_err().to_string();
+    assert!(e.contains("different configuration") && e.contains("lr = "), "{e}");
+    // a damaged checkpoint is refused with its path
+    let bytes = std::fs::read(a.join("checkpoint.bin")).unwrap();
+    std::fs::write(a.join("checkpoint.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = Experiment::new(cfg()).unwrap().resume(&a).unwrap_err().to_string();
+    assert!(e.contains("truncated") && e.contains("checkpoint.bin"), "{e}");
 }

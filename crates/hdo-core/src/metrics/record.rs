@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Everything measured at one evaluation. Population-specific fields are empty when that
 /// population has no node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Rounds completed.
     pub round: u64,

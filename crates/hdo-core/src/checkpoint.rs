@@ -1,0 +1,353 @@
+//! Checkpoints: the whole state of a run after a round, so that an interrupted run resumes where
+//! it stopped and ends exactly as it would have without the interruption.
+//!
+//! A run's state is small once its randomness is accounted for: directions, minibatch orders and
+//! gossip pairs are pure functions of the seed and counters, so besides every node's tensors
+//! (parameters and BatchNorm running statistics) and momentum buffers, a checkpoint holds only
+//! counters — each node's step and sampler position, the run's round, traffic and loss sums — and
+//! the metrics records so far.
+//!
+//! `OUT/checkpoint.bin`, written atomically (temporary file, then rename): the magic `HDOCKPT1`,
+//! the length of a TOML header (u64, little-endian), the header, every node's float tensors then
+//! momentum buffers as little-endian f32 in layout order, and the SHA-256 of everything before it,
+//! so that a truncated or damaged file is refused instead of resumed from.
+
+use crate::error::Error;
+use crate::metrics::{Record, write_atomic};
+use crate::node::Node;
+use crate::params::{self, Layout};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The checkpoint's file name in a run's output directory.
+pub const FILE: &str = "checkpoint.bin";
+const MAGIC: &[u8; 8] = b"HDOCKPT1";
+const DIGEST: usize = 32;
+
+/// Where a run stands after a round: everything but the nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Rounds completed.
+    pub round: u64,
+    /// Forward and backward passes, bytes sent and interactions so far.
+    pub totals: Totals,
+    /// Sum and count of training losses since the last evaluation.
+    pub loss: (f64, u64),
+    /// Wall-clock seconds spent before this point (the `elapsed_s` of later records continues it).
+    pub elapsed_s: f64,
+    /// The metrics records so far.
+    pub records: Vec<Record>,
+}
+
+/// Running counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Forward passes.
+    pub forward: u64,
+    /// Backward passes.
+    pub backward: u64,
+    /// Bytes sent by gossip.
+    pub bytes: u64,
+    /// Pairwise interactions (the parallel-time clock).
+    pub interactions: f64,
+    /// Seconds spent in training rounds (evaluation excluded).
+    pub train_s: f64,
+    /// Diagnostics since the last record: (Σ cosine, Σ norm ratio, count).
+    pub diag: (f64, f64, u64),
+}
+
+/// One node's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeState {
+    /// Local steps taken.
+    pub steps: u64,
+    /// Its sampler's `(epoch, position)`.
+    pub sampler: (u64, usize),
+    /// Every float tensor, flat, in layout order.
+    pub tensors: Vec<Vec<f32>>,
+    /// Momentum buffers, one per trainable tensor (empty before the first step).
+    pub velocity: Vec<Option<Vec<f32>>>,
+}
+
+/// A run's whole state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The resolved config (as in `OUT/config.toml`) that the run was started with.
+    pub config: String,
+    /// Counters and records.
+    pub run: RunState,
+    /// The nodes, in population order.
+    pub nodes: Vec<NodeState>,
+}
+
+/// The header: the state without the tensors, whose lengths it records instead. TOML rather than
+/// JSON because its floats read back bit for bit (the records' metrics must, for a resumed run to
+/// equal an uninterrupted one) and it spells NaN.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    config: String,
+    run: RunState,
+    nodes: Vec<NodeHeader>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeHeader {
+    steps: u64,
+    sampler: (u64, usize),
+    tensors: Vec<usize>,
+    velocity: Vec<Buffer>,
+}
+
+/// A momentum buffer's length; absent before the tensor's first step (TOML has no null).
+#[derive(Serialize, Deserialize)]
+struct Buffer {
+    len: Option<usize>,
+}
+
+impl NodeState {
+    /// Copy `node`'s state to the host.
+    pub fn capture(node: &Node) -> NodeState {
+        NodeState {
+            steps: node.steps,
+            sampler: node.sampler.position(),
+            tensors: params::collect(&node.model).into_iter().map(params::download).collect(),
+            velocity: node
+                .optimizer
+                .velocity()
+                .iter()
+                .map(|v| v.clone().map(params::download))
+                .collect(),
+        }
+    }
+
+    /// Put this state into `node` (built from the same config), after checking it fits `layout`.
+    pub fn restore(self, node: &mut Node, layout: &Layout) -> Result<(), String> {
+        let id = node.id;
+        if self.tensors.len() != layout.tensors.len() {
+            return Err(format!(
+                "node {id} has {} tensors, the model has {}",
+                self.tensors.len(),
+                layout.tensors.len()
+            ));
+        }
+        for (values, info) in self.tensors.iter().zip(&layout.tensors) {
+            if values.len() != info.numel {
+                return Err(format!(
+                    "node {id}: tensor `{}` has {} values, the model wants {}",
+                    info.path,
+                    values.len(),
+                    info.numel
+                ));
+            }
+        }
+        let trainable: Vec<usize> = layout.trainable().map(|t| t.numel).collect();
+        if !self.velocity.is_empty() && self.velocity.len() != trainable.len() {
+            return Err(format!(
+                "node {id} has {} momentum buffers, the model has {} trainable tensors",
+                self.velocity.len(),
+                trainable.len()
+            ));
+        }
+        if let Some((l, v)) = self
+            .velocity
+            .iter()
+            .enumerate()
+            .find(|(l, v)| v.as_ref().is_some_and(|v| v.len() != trainable[*l]))
+        {
+            return Err(format!(
+                "node {id}: momentum buffer {l} has {} values, its tensor {}",
+                v.as_ref().map_or(0, Vec::len),
+                trainable[l]
+            ));
+        }
+        node.sampler.seek(self.sampler).map_err(|e| format!("node {id}: {e}"))?;
+        // momentum buffers live where the optimizer computes: the plain device of the parameters
+        let device = params::collect(&node.model).first().map(|t| t.device());
+        let mut tensors = self.tensors.into_iter();
+        node.model = params::map(node.model.clone(), |_, current| {
+            params::upload(tensors.next().unwrap_or_default(), &current.device())
+        });
+        if let Some(device) = device {
+            let velocity =
+                self.velocity.into_iter().map(|v| v.map(|v| params::upload(v, &device))).collect();
+            node.optimizer.set_velocity(velocity);
+        }
+        node.steps = self.steps;
+        Ok(())
+    }
+}
+
+impl Checkpoint {
+    /// Write to `path` atomically.
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let header = Header {
+            config: self.config.clone(),
+            run: self.run.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeHeader {
+                    steps: n.steps,
+                    sampler: n.sampler,
+                    tensors: n.tensors.iter().map(Vec::len).collect(),
+                    velocity: n
+                        .velocity
+                        .iter()
+                        .map(|v| Buffer { len: v.as_ref().map(Vec::len) })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let text = toml::to_string(&header).map_err(|e| corrupt(path, e.to_string()))?;
+        let floats: usize = self
+            .nodes
+            .iter()
+            .map(|n| {
+                n.tensors.iter().map(Vec::len).sum::<usize>()
+                    + n.velocity.iter().flatten().map(Vec::len).sum::<usize>()
+            })
+            .sum();
+        let mut bytes = Vec::with_capacity(16 + text.len() + 4 * floats + DIGEST);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        for n in &self.nodes {
+            for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
+                bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            }
+        }
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
+        write_atomic(path, &bytes)
+    }
+
+    /// Read and check a checkpoint written by [`Checkpoint::write`].
+    pub fn read(path: &Path) -> Result<Checkpoint, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if bytes.len() < MAGIC.len() + 8 + DIGEST || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(corrupt(path, "not an hdo checkpoint (bad magic or too short)".into()));
+        }
+        let (body, digest) = bytes.split_at(bytes.len() - DIGEST);
+        if Sha256::digest(body).as_slice() != digest {
+            return Err(corrupt(
+                path,
+                "checksum mismatch: the file is truncated or damaged".into(),
+            ));
+        }
+        let mut at = MAGIC.len();
+        let len = u64::from_le_bytes(body[at..at + 8].try_into().unwrap_or_default()) as usize;
+        at += 8;
+        let text = body
+            .get(at..at.saturating_add(len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| corrupt(path, format!("header of {len} bytes is unreadable")))?;
+        let header: Header =
+            toml::from_str(text).map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
+        at += len;
+        let mut floats = |n: usize| -> Result<Vec<f32>, Error> {
+            let raw = body
+                .get(at..at.saturating_add(n.saturating_mul(4)))
+                .ok_or_else(|| corrupt(path, "tensor data runs past the end".into()))?;
+            at += raw.len();
+            Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        };
+        let mut nodes = Vec::with_capacity(header.nodes.len());
+        for n in header.nodes {
+            let tensors = n.tensors.iter().map(|&k| floats(k)).collect::<Result<_, _>>()?;
+            let velocity = n
+                .velocity
+                .iter()
+                .map(|b| b.len.map(&mut floats).transpose())
+                .collect::<Result<_, _>>()?;
+            nodes.push(NodeState { steps: n.steps, sampler: n.sampler, tensors, velocity });
+        }
+        if at != body.len() {
+            return Err(corrupt(
+                path,
+                format!("{} unexpected bytes after the data", body.len() - at),
+            ));
+        }
+        Ok(Checkpoint { config: header.config, run: header.run, nodes })
+    }
+}
+
+fn corrupt(path: &Path, problem: String) -> Error {
+    Error::Checkpoint { path: path.to_path_buf(), problem }
+}
+
+/// The first line where two configs differ, as `(here, there)`.
+pub fn first_difference(here: &str, there: &str) -> Option<(String, String)> {
+    let (mut a, mut b) = (here.lines(), there.lines());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return None,
+            (x, y) if x == y => continue,
+            (x, y) => {
+                let show = |l: Option<&str>| l.map_or("(end of file)".to_string(), str::to_string);
+                return Some((show(x), show(y)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            config: "seed = 1\nsteps = 4\n".into(),
+            run: RunState {
+                round: 2,
+                loss: (0.1 + 0.2, 3),
+                elapsed_s: 0.5,
+                records: vec![Record { mean_val_acc: 0.10333333333333332, ..Record::default() }],
+                ..RunState::default()
+            },
+            nodes: vec![
+                NodeState {
+                    steps: 2,
+                    sampler: (0, 32),
+                    tensors: vec![vec![1.0, -2.5], vec![f32::MIN_POSITIVE]],
+                    velocity: vec![None, Some(vec![0.25])],
+                },
+                NodeState {
+                    steps: 1,
+                    sampler: (3, 0),
+                    tensors: vec![vec![], vec![7.0]],
+                    velocity: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_exactly_and_damage_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(FILE);
+        let c = sample();
+        c.write(&path).expect("write");
+        assert_eq!(Checkpoint::read(&path).expect("read"), c);
+        let bytes = std::fs::read(&path).expect("bytes");
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).expect("truncate");
+        let e = Checkpoint::read(&path).expect_err("truncated").to_string();
+        assert!(e.contains("checksum") && e.contains(FILE), "{e}");
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        std::fs::write(&path, &flipped).expect("flip");
+        assert!(Checkpoint::read(&path).is_err());
+        std::fs::write(&path, b"{}").expect("junk");
+        assert!(Checkpoint::read(&path).expect_err("junk").to_string().contains("magic"));
+    }
+
+    #[test]
+    fn config_differences_are_named() {
+        assert_eq!(first_difference("a\nb\n", "a\nb\n"), None);
+        assert_eq!(
+            first_difference("a\nsteps = 4\n", "a\nsteps = 5\n"),
+            Some(("steps = 4".into(), "steps = 5".into()))
+        );
+        assert_eq!(first_difference("a\n", "a\nb\n"), Some(("(end of file)".into(), "b".into())));
+    }
+}
