@@ -76,6 +76,16 @@ impl ShardSampler {
         self.epoch
     }
 
+    /// Examples in the shard.
+    pub fn len(&self) -> usize {
+        self.shard.len()
+    }
+
+    /// Whether the shard is empty.
+    pub fn is_empty(&self) -> bool {
+        self.shard.is_empty()
+    }
+
     /// Where the sampler stands: `(epoch, position in that epoch's order)`. With the seed and
     /// shard this is its whole state, so [`ShardSampler::seek`] can restore it.
     pub fn position(&self) -> (u64, usize) {

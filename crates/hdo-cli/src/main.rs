@@ -79,11 +79,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("in {}", args.config.display()))?;
     let name = runs.first().map(|r| r.config.name.clone()).unwrap_or_default();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let dirs: Vec<PathBuf> = runs
+        .iter()
+        .map(|spec| if spec.dir.as_os_str().is_empty() { out.clone() } else { out.join(&spec.dir) })
+        .collect();
+    if !args.resume {
+        // refuse before any run starts, rather than failing run after run
+        let held: Vec<String> = dirs
+            .iter()
+            .filter(|d| d.join(hdo_core::checkpoint::FILE).exists())
+            .map(|d| d.display().to_string())
+            .collect();
+        if !held.is_empty() {
+            anyhow::bail!(
+                "{} holds a run's checkpoint: continue with --resume, or write to another --out",
+                held.join(", ")
+            );
+        }
+    } else if runs.iter().any(|r| r.config.checkpoint_every == 0) {
+        eprintln!(
+            "hdo: warning: checkpoint_every = 0, so these runs write no checkpoint and --resume \
+             finds none to continue; set e.g. --set checkpoint_every=50"
+        );
+    }
     let mut results = Vec::new();
     let mut failed: Vec<String> = Vec::new();
-    for (i, spec) in runs.iter().enumerate() {
+    for (i, (spec, dir)) in runs.iter().zip(dirs).enumerate() {
         let config = &spec.config;
-        let dir = if spec.dir.as_os_str().is_empty() { out.clone() } else { out.join(&spec.dir) };
         let mut experiment =
             Experiment::new(config.clone()).context("setting up the experiment")?;
         let label = if runs.len() > 1 {

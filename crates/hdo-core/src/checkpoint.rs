@@ -13,11 +13,12 @@
 //! so that a truncated or damaged file is refused instead of resumed from.
 
 use crate::error::Error;
-use crate::metrics::{Record, write_atomic};
+use crate::metrics::{Record, write_atomic_with};
 use crate::node::Node;
 use crate::params::{self, Layout};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::Path;
 
 /// The checkpoint's file name in a run's output directory.
@@ -107,8 +108,8 @@ struct Buffer {
 
 impl NodeState {
     /// Copy `node`'s state to the host.
-    pub fn capture(node: &Node) -> NodeState {
-        NodeState {
+    pub fn capture(node: &Node, layout: &Layout) -> Result<NodeState, String> {
+        let state = NodeState {
             steps: node.steps,
             sampler: node.sampler.position(),
             tensors: params::collect(&node.model).into_iter().map(params::download).collect(),
@@ -118,11 +119,14 @@ impl NodeState {
                 .iter()
                 .map(|v| v.clone().map(params::download))
                 .collect(),
-        }
+        };
+        // a tensor that failed to download would otherwise only be noticed when resuming
+        state.check(node, layout).map_err(|e| format!("cannot save {e}"))?;
+        Ok(state)
     }
 
-    /// Put this state into `node` (built from the same config), after checking it fits `layout`.
-    pub fn restore(self, node: &mut Node, layout: &Layout) -> Result<(), String> {
+    /// Whether this state fits `node` (built from the same config) and its `layout`.
+    pub fn check(&self, node: &Node, layout: &Layout) -> Result<(), String> {
         let id = node.id;
         if self.tensors.len() != layout.tensors.len() {
             return Err(format!(
@@ -161,6 +165,19 @@ impl NodeState {
                 trainable[l]
             ));
         }
+        if self.sampler.1 > node.sampler.len() {
+            return Err(format!(
+                "node {id}: sampler position {} is past the end of its shard of {} examples",
+                self.sampler.1,
+                node.sampler.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Put this state into `node`; [`NodeState::check`] it first.
+    pub fn restore(self, node: &mut Node) -> Result<(), String> {
+        let id = node.id;
         node.sampler.seek(self.sampler).map_err(|e| format!("node {id}: {e}"))?;
         // momentum buffers live where the optimizer computes: the plain device of the parameters
         let device = params::collect(&node.model).first().map(|t| t.device());
@@ -200,26 +217,22 @@ impl Checkpoint {
                 .collect(),
         };
         let text = toml::to_string(&header).map_err(|e| corrupt(path, e.to_string()))?;
-        let floats: usize = self
-            .nodes
-            .iter()
-            .map(|n| {
-                n.tensors.iter().map(Vec::len).sum::<usize>()
-                    + n.velocity.iter().flatten().map(Vec::len).sum::<usize>()
-            })
-            .sum();
-        let mut bytes = Vec::with_capacity(16 + text.len() + 4 * floats + DIGEST);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(text.as_bytes());
-        for n in &self.nodes {
-            for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
-                bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        write_atomic_with(path, |w| {
+            let mut w = Hashing { inner: w, hash: Sha256::new() };
+            w.write_all(MAGIC)?;
+            w.write_all(&(text.len() as u64).to_le_bytes())?;
+            w.write_all(text.as_bytes())?;
+            let mut buf = Vec::new();
+            for n in &self.nodes {
+                for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
+                    buf.clear();
+                    buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+                    w.write_all(&buf)?;
+                }
             }
-        }
-        let digest = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&digest);
-        write_atomic(path, &bytes)
+            let digest = w.hash.finalize();
+            w.inner.write_all(&digest)
+        })
     }
 
     /// Read and check a checkpoint written by [`Checkpoint::write`].
@@ -272,19 +285,46 @@ impl Checkpoint {
     }
 }
 
+/// Forwards writes and hashes them.
+struct Hashing<'a> {
+    inner: &'a mut dyn Write,
+    hash: Sha256,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.hash.update(&bytes[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn corrupt(path: &Path, problem: String) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), problem }
 }
 
-/// The first line where two configs differ, as `(here, there)`.
+/// The first line where two configs (TOML) differ, as `(here, there)`, each prefixed by its
+/// `[section]` so that `lr = 0.02` says whose learning rate it is.
 pub fn first_difference(here: &str, there: &str) -> Option<(String, String)> {
     let (mut a, mut b) = (here.lines(), there.lines());
+    let mut section = String::new();
     loop {
         match (a.next(), b.next()) {
             (None, None) => return None,
-            (x, y) if x == y => continue,
+            (Some(x), Some(y)) if x == y => {
+                if x.starts_with('[') {
+                    section = format!("{x} ");
+                }
+            }
             (x, y) => {
-                let show = |l: Option<&str>| l.map_or("(end of file)".to_string(), str::to_string);
+                let show = |l: Option<&str>| match l {
+                    Some(l) if l.starts_with('[') => l.to_string(),
+                    Some(l) => format!("{section}{l}"),
+                    None => "(end of file)".to_string(),
+                };
                 return Some((show(x), show(y)));
             }
         }
@@ -347,6 +387,10 @@ mod tests {
         assert_eq!(
             first_difference("a\nsteps = 4\n", "a\nsteps = 5\n"),
             Some(("steps = 4".into(), "steps = 5".into()))
+        );
+        assert_eq!(
+            first_difference("[fo]\nlr = 1\n[zo]\nlr = 2\n", "[fo]\nlr = 1\n[zo]\nlr = 3\n"),
+            Some(("[zo] lr = 2".into(), "[zo] lr = 3".into()))
         );
         assert_eq!(first_difference("a\n", "a\nb\n"), Some(("(end of file)".into(), "b".into())));
     }

@@ -17,7 +17,7 @@ use burn::module::Module;
 use hdo_datasets::{ShardSampler, hdo_split};
 use hdo_gossip::Protocol;
 use rayon::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Progress reported while running.
@@ -46,9 +46,9 @@ pub struct Experiment {
     pub data: Dataset,
     validation: ValidationSet,
     protocol: Box<dyn Protocol>,
-    /// Where [`Experiment::run`] starts: round 0, or a checkpoint's state after
-    /// [`Experiment::resume`].
-    start: Option<RunState>,
+    /// Where [`Experiment::run`] starts: round 0, or after [`Experiment::resume`] the
+    /// checkpoint's directory and state.
+    start: Option<(PathBuf, RunState)>,
 }
 
 impl Experiment {
@@ -137,8 +137,9 @@ impl Experiment {
 
     /// Continue from `dir`'s checkpoint (`checkpoint.bin`, see [`checkpoint`]) if it has one:
     /// returns the round it reached, or `None` (the run will start at round 0). The checkpoint
-    /// must come from this very config; a different one is refused with the first line that
-    /// differs.
+    /// must come from the same config, up to where the data directory lives; another one is
+    /// refused with the first line that differs. The run must then write to `dir`. On an error
+    /// nothing has changed.
     pub fn resume(&mut self, dir: &Path) -> Result<Option<u64>, Error> {
         let path = dir.join(checkpoint::FILE);
         if !path.exists() {
@@ -146,15 +147,22 @@ impl Experiment {
         }
         let saved = Checkpoint::read(&path)?;
         let bad = |problem: String| Error::Checkpoint { path: path.clone(), problem };
+        let theirs = ExperimentConfig::from_toml(&saved.config, &[]).map_err(|e| {
+            bad(format!("its configuration cannot be read by this version of hdo: {e}"))
+        })?;
         if let Some((here, there)) =
-            checkpoint::first_difference(&self.config.to_toml(), &saved.config)
+            checkpoint::first_difference(&comparable(&self.config), &comparable(&theirs))
         {
             return Err(bad(format!(
-                "it belongs to a different configuration (`{here}` now, `{there}` in the checkpoint); \
-                 resume with the same config and overrides, or write to another --out"
+                "it belongs to a different configuration (`{here}` now, `{there}` in the \
+                 checkpoint); resume with the same config and overrides, or write to another --out"
             )));
         }
-        if saved.nodes.len() != self.population.len() || saved.run.round > self.config.steps {
+        let last = saved.run.records.last().map(|r| r.round);
+        if saved.nodes.len() != self.population.len()
+            || saved.run.round > self.config.steps
+            || last.is_none_or(|l| l > saved.run.round)
+        {
             return Err(bad(format!(
                 "{} nodes at round {}, but this run has {} nodes and {} rounds",
                 saved.nodes.len(),
@@ -164,11 +172,14 @@ impl Experiment {
             )));
         }
         let layout = &self.population.layout;
+        for (node, state) in self.population.nodes.iter().zip(&saved.nodes) {
+            state.check(node, layout).map_err(bad)?;
+        }
         for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
-            state.restore(node, layout).map_err(bad)?;
+            state.restore(node).map_err(bad)?;
         }
         let round = saved.run.round;
-        self.start = Some(saved.run);
+        self.start = Some((dir.to_path_buf(), saved.run));
         Ok(Some(round))
     }
 
@@ -184,15 +195,27 @@ impl Experiment {
     ) -> Result<Vec<Record>, Error> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let checkpoint_path = out.join(checkpoint::FILE);
-        let resumed = self.start.take();
-        if resumed.is_none() && checkpoint_path.exists() {
-            return Err(Error::Checkpoint {
-                path: checkpoint_path,
-                problem: "a run's checkpoint is already there: continue it with --resume \
-                          (Experiment::resume), or write to another output directory"
-                    .into(),
-            });
-        }
+        let resumed = match self.start.take() {
+            Some((dir, _)) if dir != out => {
+                return Err(Error::Checkpoint {
+                    path: dir.join(checkpoint::FILE),
+                    problem: format!(
+                        "resumed from here, so it must go on there, not in {}",
+                        out.display()
+                    ),
+                });
+            }
+            Some((_, state)) => Some(state),
+            None if checkpoint_path.exists() => {
+                return Err(Error::Checkpoint {
+                    path: checkpoint_path,
+                    problem: "a run's checkpoint is already there: continue it with --resume, \
+                              or write to another output directory"
+                        .into(),
+                });
+            }
+            None => None,
+        };
         write_atomic(&out.join("config.toml"), self.config.to_toml().as_bytes())?;
         let cfg = self.config.clone();
         let n = self.population.len();
@@ -284,7 +307,7 @@ impl Experiment {
                     elapsed_s: elapsed(),
                     records: records.clone(),
                 };
-                self.checkpoint(state).write(&checkpoint_path)?;
+                self.checkpoint(state)?.write(&checkpoint_path)?;
             }
             if evaluate && let Some(last) = records.last() {
                 on_event(Event::Evaluated(last));
@@ -294,9 +317,19 @@ impl Experiment {
     }
 
     /// The run's whole state, given where the run stands.
-    fn checkpoint(&self, run: RunState) -> Checkpoint {
-        let nodes = self.population.nodes.par_iter().map(NodeState::capture).collect();
-        Checkpoint { config: self.config.to_toml(), run, nodes }
+    fn checkpoint(&self, run: RunState) -> Result<Checkpoint, Error> {
+        let layout = &self.population.layout;
+        let nodes = self
+            .population
+            .nodes
+            .par_iter()
+            .map(|n| NodeState::capture(n, layout))
+            .collect::<Result<_, _>>()
+            .map_err(|problem| Error::Checkpoint {
+                path: PathBuf::from(checkpoint::FILE),
+                problem,
+            })?;
+        Ok(Checkpoint { config: self.config.to_toml(), run, nodes })
     }
 
     /// Evaluate every node and the mean model.
@@ -355,6 +388,15 @@ impl Experiment {
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
         }
     }
+}
+
+/// A config as TOML for comparing a checkpoint's with a run's: where the data directory lives
+/// (and whether it was downloaded into) does not change the run, only whether there is one.
+fn comparable(config: &ExperimentConfig) -> String {
+    let mut c = config.clone();
+    c.data.dir = c.data.dir.map(|_| PathBuf::from("(a directory)"));
+    c.data.download = false;
+    c.to_toml()
 }
 
 /// Mean of `count` losses summing to `sum`, if any.

@@ -19,7 +19,8 @@ pub struct Finished {
     pub records: Vec<Record>,
 }
 
-/// Read the run written in `dir` (its `metrics.jsonl` and `config.toml`) under `label`.
+/// Read the run written in `dir` (its `metrics.csv` and `config.toml`) under `label`; the
+/// numbers are exactly those the run computed.
 pub fn load(label: &str, dir: &Path) -> Result<Finished, Error> {
     let bad = |file: &str, problem: String| Error::Run { path: dir.join(file), problem };
     let read = |file: &str| {
@@ -33,19 +34,22 @@ pub fn load(label: &str, dir: &Path) -> Result<Finished, Error> {
         .and_then(|s| u64::try_from(s).ok())
         .ok_or_else(|| bad("config.toml", "no `seed` (not a run directory of hdo?)".into()))?;
     let mut records: Vec<Record> = Vec::new();
-    for (i, line) in read("metrics.jsonl")?.lines().enumerate() {
+    let text = read("metrics.csv")?;
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map(|(_, h)| h).unwrap_or_default();
+    for (i, line) in lines {
         if line.trim().is_empty() {
             continue;
         }
-        let r: Record = serde_json::from_str(line)
-            .map_err(|e| bad("metrics.jsonl", format!("line {}: {e}", i + 1)))?;
+        let r = Record::from_csv(header, line)
+            .map_err(|e| bad("metrics.csv", format!("line {}: {e}", i + 1)))?;
         if records.last().is_some_and(|p| p.round >= r.round) {
-            return Err(bad("metrics.jsonl", format!("line {}: rounds out of order", i + 1)));
+            return Err(bad("metrics.csv", format!("line {}: rounds out of order", i + 1)));
         }
         records.push(r);
     }
     if records.is_empty() {
-        return Err(bad("metrics.jsonl", "no evaluations".into()));
+        return Err(bad("metrics.csv", "no evaluations".into()));
     }
     Ok(Finished { label: label.to_string(), seed, dir: dir.to_path_buf(), records })
 }
@@ -222,14 +226,18 @@ mod tests {
         let e = load("x", dir.path()).unwrap_err().to_string();
         assert!(e.contains("config.toml"), "{e}");
         std::fs::write(dir.path().join("config.toml"), "seed = 4\n").unwrap();
-        let good = serde_json::to_string(&record(0, 2.0, 0.1)).unwrap();
-        std::fs::write(dir.path().join("metrics.jsonl"), format!("{good}\n{{\"round\": 5\n"))
-            .unwrap();
+        let h = Record::CSV_HEADER;
+        let good = record(0, 2.0, 0.1).csv_row();
+        std::fs::write(dir.path().join("metrics.csv"), format!("{h}\n{good}\n5,1\n")).unwrap();
         let e = load("x", dir.path()).unwrap_err().to_string();
-        assert!(e.contains("metrics.jsonl") && e.contains("line 2"), "{e}");
-        let later = serde_json::to_string(&record(5, 1.0, 0.5)).unwrap();
-        std::fs::write(dir.path().join("metrics.jsonl"), format!("{good}\n{later}\n")).unwrap();
+        assert!(e.contains("metrics.csv") && e.contains("line 3"), "{e}");
+        let mut later = record(5, 1.0, 0.5);
+        // values that serde_json's float parser reads back one ulp off
+        (later.train_s, later.mean_val_loss) = (0.0009062180000000001, 0.10333333333333332);
+        let rows = format!("{h}\n{good}\n{}\n", later.csv_row());
+        std::fs::write(dir.path().join("metrics.csv"), rows).unwrap();
         let run = load("x", dir.path()).unwrap();
-        assert_eq!((run.seed, run.records.len(), run.records[1].round), (4, 2, 5));
+        assert_eq!((run.seed, run.records.len()), (4, 2));
+        assert_eq!(run.records[1], later);
     }
 }

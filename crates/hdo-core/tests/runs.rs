@@ -249,26 +249,27 @@ fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
                 "model.hidden=[8]",
                 "fo.momentum=0.9",
                 "zo.momentum=0.9",
-                "checkpoint_every=3",
-                "diagnostics.every=2",
+                // between evaluations (every 3): loss and diagnostic sums carry over
+                "checkpoint_every=2",
+                "diagnostics.every=1",
             ],
         )
     };
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     let whole = Experiment::new(cfg()).unwrap().run(&a, &mut |_| {}).unwrap();
-    // a second run, whose round-3 checkpoint is kept aside as if it had been killed then
+    // a second run, whose round-2 checkpoint is kept aside as if it had been killed in round 3
     std::fs::create_dir_all(&c).unwrap();
     let mut keep = |e: hdo_core::Event<'_>| {
-        if let hdo_core::Event::Evaluated(r) = e
-            && r.round == 3
-        {
+        if let hdo_core::Event::Round { round: 3, .. } = e {
             std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
         }
     };
     Experiment::new(cfg()).unwrap().run(&b, &mut keep).unwrap();
     let mut resumed = Experiment::new(cfg()).unwrap();
-    assert_eq!(resumed.resume(&c).unwrap(), Some(3));
+    let saved = Checkpoint::read(&c.join("checkpoint.bin")).unwrap();
+    assert!(saved.run.loss.1 > 0 && saved.run.totals.diag.2 > 0, "sums in flight are saved");
+    assert_eq!(resumed.resume(&c).unwrap(), Some(2));
     let rest = resumed.run(&c, &mut |_| {}).unwrap();
     assert_eq!(strip_time(rest), strip_time(whole.clone()));
     let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
@@ -280,7 +281,7 @@ fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
     // a finished run resumes to nothing left to do
     let mut done = Experiment::new(cfg()).unwrap();
     assert_eq!(done.resume(&a).unwrap(), Some(6));
-    assert_eq!(strip_time(done.run(&a, &mut |_| {}).unwrap()), strip_time(whole));
+    assert_eq!(strip_time(done.run(&a, &mut |_| {}).unwrap()), strip_time(whole.clone()));
     // a fresh run does not overwrite a checkpoint; another config cannot resume it
     let e = Experiment::new(cfg()).unwrap().run(&a, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("--resume") && e.contains("checkpoint.bin"), "{e}");
@@ -288,6 +289,25 @@ fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
     other.zo.lr *= 2.0;
     let e = Experiment::new(other).unwrap().resume(&a).unwrap_err().to_string();
     assert!(e.contains("different configuration") && e.contains("lr = "), "{e}");
+    // a sound file whose content does not fit the model is refused, and nothing is restored
+    for spoil in [
+        (|c: &mut Checkpoint| c.nodes[1].tensors.truncate(1)) as fn(&mut Checkpoint),
+        |c| c.nodes[0].sampler.1 = 1 << 40,
+        |c| c.nodes[3].velocity[0] = Some(vec![0.0; 3]),
+        |c| c.run.records.clear(),
+    ] {
+        let mut bad = read(&a);
+        spoil(&mut bad);
+        let d = dir.path().join("spoiled");
+        std::fs::create_dir_all(&d).unwrap();
+        bad.write(&d.join("checkpoint.bin")).unwrap();
+        let mut exp = Experiment::new(cfg()).unwrap();
+        let e = exp.resume(&d).unwrap_err().to_string();
+        assert!(e.contains("checkpoint.bin") && (e.contains("node") || e.contains("round")), "{e}");
+        let fresh = exp.run(&dir.path().join("fresh"), &mut |_| {}).unwrap();
+        assert_eq!(strip_time(fresh), strip_time(whole.clone()), "{e}");
+        std::fs::remove_dir_all(dir.path().join("fresh")).unwrap();
+    }
     // a damaged checkpoint is refused with its path
     let bytes = std::fs::read(a.join("checkpoint.bin")).unwrap();
     std::fs::write(a.join("checkpoint.bin"), &bytes[..bytes.len() / 2]).unwrap();

@@ -6,4 +6,4 @@ mod writer;
 
 pub use plot::{Curve, plot, plot_comparison};
 pub use record::Record;
-pub use writer::{write_atomic, write_outputs};
+pub use writer::{write_atomic, write_atomic_with, write_outputs};

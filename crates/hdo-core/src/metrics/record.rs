@@ -56,6 +56,33 @@ impl Record {
     /// CSV header, in field order.
     pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio";
 
+    /// Read a line of `metrics.csv` whose columns are named by `header`. Numbers read back bit
+    /// for bit (which `serde_json`'s float parser does not promise, hence CSV over JSONL).
+    pub fn from_csv(header: &str, line: &str) -> Result<Record, String> {
+        use serde_json::{Number, Value};
+        let names: Vec<&str> = header.split(',').collect();
+        let cells: Vec<&str> = line.split(',').collect();
+        if names.len() != cells.len() {
+            return Err(format!("{} cells, the header has {}", cells.len(), names.len()));
+        }
+        let mut row = serde_json::Map::new();
+        for (name, cell) in names.iter().zip(cells) {
+            let value = if cell.is_empty() {
+                Value::Null
+            } else if let Ok(n) = cell.parse::<u64>() {
+                Value::from(n)
+            } else {
+                let x: f64 =
+                    cell.parse().map_err(|_| format!("`{name}`: `{cell}` is not a number"))?;
+                Number::from_f64(x)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("`{name}` is {cell}"))?
+            };
+            row.insert(name.to_string(), value);
+        }
+        serde_json::from_value(Value::Object(row)).map_err(|e| e.to_string())
+    }
+
     /// The record as a CSV line (no newline); empty cells for absent values.
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
