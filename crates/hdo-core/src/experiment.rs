@@ -233,7 +233,7 @@ impl Experiment {
             resumed.unwrap_or_default();
         let elapsed = || elapsed_s + start.elapsed().as_secs_f64();
         if records.is_empty() {
-            records.push(self.record(0, &totals, None, elapsed()));
+            records.push(self.record(0, &totals, None, &elapsed));
         }
         write_outputs(out, &title, &records)?;
         if let Some(last) = records.last() {
@@ -255,7 +255,7 @@ impl Experiment {
                             round,
                             &totals,
                             mean_loss(loss_sum, loss_count),
-                            elapsed(),
+                            &elapsed,
                         ));
                         write_outputs(out, &title, &records)?;
                         return Err(Error::Diverged {
@@ -292,7 +292,7 @@ impl Experiment {
             });
             let evaluate = done % cfg.eval_every == 0 || done == cfg.steps;
             if evaluate {
-                let r = self.record(done, &totals, mean_loss(loss_sum, loss_count), elapsed());
+                let r = self.record(done, &totals, mean_loss(loss_sum, loss_count), &elapsed);
                 records.push(r);
                 (loss_sum, loss_count) = (0.0, 0);
                 totals.diag = (0.0, 0.0, 0);
@@ -338,7 +338,7 @@ impl Experiment {
         round: u64,
         totals: &Totals,
         train_loss: Option<f64>,
-        elapsed_s: f64,
+        elapsed_s: &dyn Fn() -> f64,
     ) -> Record {
         let pop = &self.population;
         let evals: Vec<(NodeKind, Evaluation)> = pop
@@ -382,7 +382,8 @@ impl Experiment {
             forward_passes: totals.forward,
             backward_passes: totals.backward,
             bytes_sent: totals.bytes,
-            elapsed_s,
+            // read last, so that it counts this evaluation
+            elapsed_s: elapsed_s(),
             train_s: totals.train_s,
             zo_grad_cosine: (totals.diag.2 > 0).then(|| totals.diag.0 / totals.diag.2 as f64),
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
