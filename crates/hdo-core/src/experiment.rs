@@ -307,7 +307,7 @@ impl Experiment {
                     elapsed_s: elapsed(),
                     records: records.clone(),
                 };
-                self.checkpoint(state)?.write(&checkpoint_path)?;
+                self.checkpoint(state, &checkpoint_path)?.write(&checkpoint_path)?;
             }
             if evaluate && let Some(last) = records.last() {
                 on_event(Event::Evaluated(last));
@@ -316,8 +316,8 @@ impl Experiment {
         Ok(records)
     }
 
-    /// The run's whole state, given where the run stands.
-    fn checkpoint(&self, run: RunState) -> Result<Checkpoint, Error> {
+    /// The run's whole state, given where the run stands (`path`: where it goes, for errors).
+    fn checkpoint(&self, run: RunState, path: &Path) -> Result<Checkpoint, Error> {
         let layout = &self.population.layout;
         let nodes = self
             .population
@@ -325,10 +325,7 @@ impl Experiment {
             .par_iter()
             .map(|n| NodeState::capture(n, layout))
             .collect::<Result<_, _>>()
-            .map_err(|problem| Error::Checkpoint {
-                path: PathBuf::from(checkpoint::FILE),
-                problem,
-            })?;
+            .map_err(|problem| Error::Checkpoint { path: path.to_path_buf(), problem })?;
         Ok(Checkpoint { config: self.config.to_toml(), run, nodes })
     }
 
