@@ -145,7 +145,7 @@ fn diagnostics_show_estimator_quality_improving_with_directions() {
     // d = 7850: one Gaussian direction has cosine ≈ 1/√d·…, 64 directions ≈ 8× better
     assert!(c1 > 0.0 && c1 < 0.1, "rv=1 cosine {c1}");
     assert!(c64 > 3.0 * c1, "rv=64 cosine {c64} vs rv=1 {c1}");
-    // E‖G‖²/‖∇F‖² = (d + rv)/rv for Gaussian directions: √(7914/64) ≈ 11.1
+    // E‖G‖²/‖∇F‖² = (d + rv + 1)/rv for Gaussian directions: √(7915/64) ≈ 11.1
     assert!((8.0..15.0).contains(&r64), "rv=64 norm ratio {r64} (rv=1: {r1})");
     let (c_sim, _) = cosine(64, "simulated_forward_gradient");
     assert!((c_sim - c64).abs() < 0.1, "the simulation estimates the same thing: {c_sim} vs {c64}");

@@ -3,8 +3,9 @@
 use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
 use crate::error::Error;
 
-/// Levels beyond this are never sampled (probability `c^MAX_LEVEL`, 9e-13 for c = ½): a cap that
-/// keeps radii representable; its bias is far below float resolution.
+/// Levels beyond this are never sampled: a cap that keeps radii representable for ratios close to
+/// 1. A level comes from one 24-bit uniform, so for c = ½ it never exceeds 25 anyway; the bias of
+/// either cap (≈ μ₁·2⁻²⁵ for c = ½) is far below float resolution.
 pub const MAX_LEVEL: u32 = 40;
 
 /// Write the directional derivative as a telescoping series over radii `μ_n = μ₁·c^{n−1}`:
@@ -14,8 +15,9 @@ pub const MAX_LEVEL: u32 = 40;
 ///
 /// `E[P] = ∂_u F` exactly for C² L-smooth `F` (the series converges absolutely since
 /// `Σ μ_n < ∞`), so `E[G] = ∇F`: no smoothing bias. Our choices (Chen's own were not found):
-/// `c = debias_ratio` (default ½, which makes `Σ (μ_{n+1} − μ_n)²/p_n = μ₁²/2`, the optimal
-/// variance order) and `μ₁ = ν`. In f32, keep `ν ≳ 1e-3`: the deepest levels divide tiny loss
+/// `c = debias_ratio` (default ½; the correction's second moment for smooth `F` scales with
+/// `Σ (μ_{n+1} − μ_n)²/p_n = μ₁²` whatever `c` is, and a direction costs `2 + c` perturbed passes
+/// on average) and `μ₁ = ν`. In f32, keep `ν ≳ 1e-3`: the deepest levels divide tiny loss
 /// differences by tiny radii. Up to 4 forward passes per direction (3 new, `F(x)` shared).
 #[derive(Debug, Clone, Copy)]
 pub struct Debiased {
