@@ -3,9 +3,9 @@
 use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
 use crate::error::Error;
 
-/// Levels beyond this are never sampled: a cap that keeps radii representable for ratios close to
-/// 1. A level comes from one 24-bit uniform, so for c = ½ it never exceeds 25 anyway; the bias of
-/// either cap (≈ μ₁·2⁻²⁵ for c = ½) is far below float resolution.
+/// Levels beyond this are never sampled: a cap that keeps radii representable for ratios near
+/// one. A level comes from one 24-bit uniform, so for c = ½ it never exceeds 25 anyway; the bias
+/// of either cap (≈ μ₁·2⁻²⁵ for c = ½) is far below float resolution.
 pub const MAX_LEVEL: u32 = 40;
 
 /// Write the directional derivative as a telescoping series over radii `μ_n = μ₁·c^{n−1}`:
