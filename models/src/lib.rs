@@ -254,7 +254,8 @@ impl Model {
     }
 }
 
-/// The `[model]` section: `kind = "logistic" | "mlp" | "cnn"` and that model's options.
+/// The `[model]` section: `kind = "logistic" | "mlp" | "cnn" | "transformer"` and that model's
+/// options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModelConfig {
