@@ -23,7 +23,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use mlp::{Mlp, MlpConfig};
-pub use stacked::{Stack, StackInput};
+pub use stacked::{LazyStack, Stack, StackInput};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
@@ -208,7 +208,22 @@ impl Model {
         input: &Input,
         ctx: &mut ForwardCtx,
     ) -> Option<jvp_stacked::Duals<2>> {
-        stacked::Cursor::consume(directions, |cur| match self {
+        let mut make = |i: usize| directions.tensors[i].clone();
+        let tensors = directions.tensors.len();
+        let lazy = LazyStack { members: directions.members, tensors, make: &mut make };
+        self.forward_jvp_lazy(lazy, input, ctx)
+    }
+
+    /// [`Model::forward_jvp_stacked`] with the directions made layer by layer as the pass reaches
+    /// them and dropped after: beyond the pass itself, one layer's direction tensors are alive at
+    /// a time.
+    pub fn forward_jvp_lazy(
+        &self,
+        directions: LazyStack<'_>,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Option<jvp_stacked::Duals<2>> {
+        stacked::Cursor::consume_lazy(directions, |cur| match self {
             Model::Logistic(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),

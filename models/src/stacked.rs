@@ -58,9 +58,22 @@ impl<'a> StackInput<'a> {
     }
 }
 
-/// Hands out a [`Stack`]'s tensors in visiting order, shaped for the layer that asks.
+/// A stack whose tensors are made on demand, in visiting order, and dropped once their layer has
+/// used them: `make(i)` returns tensor `i` as `[members, numel]` (or `[1, numel]` when shared).
+/// A pass over it holds one layer's parameter tensors at a time instead of the whole stack —
+/// how forward gradients keep their directions out of memory.
+pub struct LazyStack<'a> {
+    /// Number of replicas `K`.
+    pub members: usize,
+    /// Number of float tensors of the architecture.
+    pub tensors: usize,
+    /// Tensor `i`.
+    pub make: &'a mut dyn FnMut(usize) -> Tensor<2>,
+}
+
+/// Hands out a stack's tensors in visiting order, shaped for the layer that asks.
 pub(crate) struct Cursor<'a> {
-    stack: &'a Stack,
+    stack: LazyStack<'a>,
     next: usize,
 }
 
@@ -68,7 +81,18 @@ impl<'a> Cursor<'a> {
     /// Run `pass` over `stack`'s tensors; a pass that returns a value must have used every one
     /// (the stack was built from another architecture otherwise: a programming error).
     pub(crate) fn consume<T>(
-        stack: &'a Stack,
+        stack: &Stack,
+        pass: impl FnOnce(&mut Cursor<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let mut make = |i: usize| stack.tensors[i].clone();
+        let lazy =
+            LazyStack { members: stack.members, tensors: stack.tensors.len(), make: &mut make };
+        Cursor::consume_lazy(lazy, pass)
+    }
+
+    /// [`Cursor::consume`] over tensors made on demand.
+    pub(crate) fn consume_lazy<T>(
+        stack: LazyStack<'a>,
         pass: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
     ) -> Option<T> {
         let mut cur = Cursor { stack, next: 0 };
@@ -84,12 +108,13 @@ impl<'a> Cursor<'a> {
 
     /// Whether every tensor was consumed (the architecture and the stack agree).
     fn finished(&self) -> bool {
-        self.next == self.stack.tensors.len()
+        self.next == self.stack.tensors
     }
 
     /// The next tensor as `[K', shape[1..]]` with `K'` its own member count (1 or `K`).
     fn take<const D: usize>(&mut self, mut shape: [usize; D]) -> Tensor<D> {
-        let t = self.stack.tensors[self.next].clone();
+        assert!(self.next < self.stack.tensors, "stack does not match the architecture's tensors");
+        let t = (self.stack.make)(self.next);
         self.next += 1;
         shape[0] = t.dims()[0];
         t.reshape(shape)

@@ -138,6 +138,10 @@ pub enum MomentumStyle {
     Ema,
 }
 
+/// Smallest first radius `debiased` accepts: below it the f32 loss differences of its deeper
+/// levels are rounding noise amplified by `1/p_n` (see [`crate::estimator::Debiased`]).
+pub const DEBIASED_MIN_NU: f64 = 1e-3;
+
 /// `[fo]` / `[zo]`: one population's hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -394,6 +398,17 @@ impl ExperimentConfig {
                     format!("{} needs a backward pass; ZO nodes are forward-only", est.name()),
                 );
             }
+            if est == EstimatorKind::Debiased && g.nu < DEBIASED_MIN_NU {
+                return bad(
+                    &format!("{k}.nu"),
+                    format!(
+                        "debiased uses ν as its first radius μ₁ and divides f32 loss differences \
+                         by radii down to ν·c^{{n−1}}: it needs ν ≥ {DEBIASED_MIN_NU}, got {} \
+                         (try {k}.nu = 1e-2)",
+                        g.nu
+                    ),
+                );
+            }
         }
         if self.data.eval_batch == 0 {
             return bad("data.eval_batch", "must be at least 1".into());
@@ -483,6 +498,7 @@ mod tests {
             ("steps=0", "steps"),
             ("fo.estimator=\"forward_difference\"", "fo.estimator"),
             ("zo.estimator=\"backprop\"", "zo.estimator"),
+            ("zo.estimator=\"debiased\"", "zo.nu"),
             ("zo.schedule=\"linear\"", "zo.schedule"),
             ("fo.lr=\"fast\"", "fo.lr"),
             ("device=\"tpu\"", "device"),
@@ -490,6 +506,24 @@ mod tests {
             let e = ExperimentConfig::from_toml("", &[set.to_string()]).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn every_estimator_option_parses_from_toml() {
+        let text = "[population]\nzo = 1\n[zo]\nestimator = \"central_difference\"\n\
+                    direction = \"sphere\"\nprojection = \"per_tensor\"\nsign = true\n";
+        let c = ExperimentConfig::from_toml(text, &[]).unwrap();
+        assert_eq!(c.zo.estimator, Some(EstimatorKind::CentralDifference));
+        assert_eq!(c.zo.direction, Direction::Sphere);
+        assert_eq!(c.zo.projection, Projection::PerTensor);
+        assert!(c.zo.sign);
+        for kind in EstimatorKind::ALL.into_iter().filter(|k| k.is_zeroth_order()) {
+            let set = vec![format!("zo.estimator=\"{}\"", kind.name()), "zo.nu=1e-2".into()];
+            let c = ExperimentConfig::from_toml("[population]\nzo = 1\n", &set).unwrap();
+            assert_eq!(c.zo.estimator, Some(kind));
+        }
+        let e = ExperimentConfig::from_toml("", &["zo.direction=\"ball\"".into()]).unwrap_err();
+        assert!(e.to_string().contains("zo.direction"), "{e}");
     }
 
     #[test]

@@ -110,3 +110,52 @@ pub fn update_running_stats(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScheduleKind;
+    use crate::params::{collect, download, upload};
+    use hdo_models::{DataShape, ModelConfig};
+
+    fn flat(model: &Model) -> Vec<f32> {
+        collect(model).into_iter().flat_map(download).collect()
+    }
+
+    /// With `sign`, a step moves every parameter by exactly `lr` against the sign of the momentum
+    /// buffer (not of the latest estimate), and leaves coordinates with a zero buffer alone.
+    #[test]
+    fn sign_step_moves_by_lr_against_the_sign_of_the_buffer() -> Result<(), String> {
+        let device = Device::flex();
+        let model = ModelConfig::Logistic {}.init(DataShape::image([1, 28, 28], 10), &device)?;
+        let layout = Layout::of(&model);
+        let lr = 0.25f32;
+        let schedule =
+            LrSchedule { lr: lr as f64, kind: ScheduleKind::Constant, warmup: 0, total: 10 };
+        let mut opt = Optimizer::new(schedule, 0.5, MomentumStyle::Sgd, true);
+        // g₁ has mixed signs, zeros and very different magnitudes
+        let g1: Vec<Vec<f32>> = layout
+            .trainable()
+            .map(|info| {
+                (0..info.numel).map(|i| [3.0, -1e-3, 0.0, 7e2, -0.5][i % 5] as f32).collect()
+            })
+            .collect();
+        let dense = |g: &[Vec<f32>]| {
+            Gradient::Dense(g.iter().map(|v| upload(v.clone(), &device)).collect())
+        };
+        let x0 = flat(&model);
+        let x1m = opt.step(model, &layout, &dense(&g1), 0);
+        let x1 = flat(&x1m);
+        let g1_flat: Vec<f32> = g1.concat();
+        for ((a, b), g) in x0.iter().zip(&x1).zip(&g1_flat) {
+            assert_eq!(*b, a - lr * g.signum() * (*g != 0.0) as u8 as f32);
+        }
+        // g₂ = −0.2·g₁: the buffer 0.5·g₁ − 0.2·g₁ still points along g₁
+        let g2: Vec<Vec<f32>> = g1.iter().map(|v| v.iter().map(|x| -0.2 * x).collect()).collect();
+        let x2 = flat(&opt.step(x1m, &layout, &dense(&g2), 1));
+        for ((a, b), g) in x1.iter().zip(&x2).zip(&g1_flat) {
+            assert_eq!(*b, a - lr * g.signum() * (*g != 0.0) as u8 as f32);
+        }
+        Ok(())
+    }
+}

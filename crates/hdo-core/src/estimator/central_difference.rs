@@ -1,7 +1,9 @@
 //! Two-point (central, SPSA-like) zeroth-order estimator.
 
-use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
+use super::{DifferenceRule, Direction, Estimate, Estimator, StepInput, difference_estimate};
 use crate::error::Error;
+use crate::noise::NoiseStream;
+use crate::params::Layout;
 
 /// `G = (c/rv) Σ_k [F(x+ν·u_k) − F(x−ν·u_k)]/(2ν) · u_k` (`c` as for
 /// [`ForwardDifference`](super::ForwardDifference)).
@@ -19,23 +21,43 @@ pub struct CentralDifference {
     pub direction: Direction,
 }
 
-impl Estimator for CentralDifference {
-    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        let (f0, batch_stats) = base_loss(&input);
-        let factor = self.direction.factor(input.layout);
+impl DifferenceRule for CentralDifference {
+    /// The directions' scales `s_k`.
+    type Plan = Vec<f32>;
+
+    fn directions(&self) -> u32 {
+        self.rv
+    }
+
+    fn plan(&self, noise: NoiseStream, layout: &Layout) -> (Vec<f32>, Vec<(u32, f32)>) {
         let scales: Vec<f32> =
-            (0..self.rv).map(|k| self.direction.scale(input.noise, k, input.layout)).collect();
-        let probes: Vec<(u32, f32)> = scales
+            (0..self.rv).map(|k| self.direction.scale(noise, k, layout)).collect();
+        let probes = scales
             .iter()
             .enumerate()
             .flat_map(|(k, &s)| [(k as u32, self.nu * s), (k as u32, -self.nu * s)])
             .collect();
-        let losses = perturbed_losses(&input, &probes);
-        let coefficients = scales
+        (scales, probes)
+    }
+
+    fn coefficients(
+        &self,
+        scales: &Vec<f32>,
+        layout: &Layout,
+        _f0: f32,
+        losses: &[f32],
+    ) -> Vec<f32> {
+        let factor = self.direction.factor(layout);
+        scales
             .iter()
             .zip(losses.chunks(2))
             .map(|(&s, pm)| factor * s * (pm[0] - pm[1]) / (2.0 * self.nu) / self.rv as f32)
-            .collect();
-        Ok(seeded(&input, self.rv, 1, coefficients, f0, batch_stats, 1 + 2 * self.rv as u64, 0))
+            .collect()
+    }
+}
+
+impl Estimator for CentralDifference {
+    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
+        Ok(difference_estimate(self, &input))
     }
 }

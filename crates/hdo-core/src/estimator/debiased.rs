@@ -1,7 +1,9 @@
 //! De-biased zeroth-order estimator by randomized truncation (Chen 2020).
 
-use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
+use super::{DifferenceRule, Direction, Estimate, Estimator, StepInput, difference_estimate};
 use crate::error::Error;
+use crate::noise::NoiseStream;
+use crate::params::Layout;
 
 /// Levels beyond this are never sampled: a cap that keeps radii representable for ratios near
 /// one. A level comes from one 24-bit uniform, so for c = ½ it never exceeds 25 anyway; the bias
@@ -33,44 +35,66 @@ pub struct Debiased {
 
 impl Debiased {
     /// Level `n ≥ 1` of direction `k`, from its own uniform draw.
-    fn level(&self, input: &StepInput<'_>, k: u32) -> u32 {
+    fn level(&self, noise: NoiseStream, layout: &Layout, k: u32) -> u32 {
         let mut u = [0f32; 1];
         // a stream disjoint from the directions: offset past the parameter vector
-        input.noise.fill_uniform(k, input.layout.dim + 1, 0.0, 1.0, &mut u);
+        noise.fill_uniform(k, layout.dim + 1, 0.0, 1.0, &mut u);
         let u = (1.0 - u[0] as f64).max(f64::MIN_POSITIVE); // (0, 1]
         (1 + (u.ln() / self.ratio.ln()).floor() as u32).min(MAX_LEVEL)
     }
+
+    /// Radius `μ_n = μ₁·c^{n−1}`.
+    fn mu(&self, n: u32) -> f64 {
+        self.nu as f64 * self.ratio.powi(n as i32 - 1)
+    }
 }
 
-impl Estimator for Debiased {
-    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        let (f0, batch_stats) = base_loss(&input);
-        let factor = self.direction.factor(input.layout);
-        let mu = |n: u32| self.nu as f64 * self.ratio.powi(n as i32 - 1);
-        // Per direction: its scale, level, and the radii to probe (μ₁, μ_n unless n = 1, μ_{n+1}).
-        let plan: Vec<(f32, u32, Vec<f64>)> = (0..self.rv)
+impl DifferenceRule for Debiased {
+    /// Per direction: its scale `s_k`, level `n` and the radii probed (μ₁, μ_n unless n = 1,
+    /// μ_{n+1}).
+    type Plan = Vec<(f32, u32, Vec<f64>)>;
+
+    fn directions(&self) -> u32 {
+        self.rv
+    }
+
+    fn plan(&self, noise: NoiseStream, layout: &Layout) -> (Self::Plan, Vec<(u32, f32)>) {
+        let plan: Self::Plan = (0..self.rv)
             .map(|k| {
-                let s = self.direction.scale(input.noise, k, input.layout);
-                let n = self.level(&input, k);
-                let radii = if n == 1 { vec![mu(1), mu(2)] } else { vec![mu(1), mu(n), mu(n + 1)] };
+                let s = self.direction.scale(noise, k, layout);
+                let n = self.level(noise, layout, k);
+                let radii = if n == 1 {
+                    vec![self.mu(1), self.mu(2)]
+                } else {
+                    vec![self.mu(1), self.mu(n), self.mu(n + 1)]
+                };
                 (s, n, radii)
             })
             .collect();
-        let probes: Vec<(u32, f32)> = plan
+        let probes = plan
             .iter()
             .enumerate()
             .flat_map(|(k, (s, _, radii))| {
                 radii.iter().map(move |&m| (k as u32, (m * *s as f64) as f32))
             })
             .collect();
-        let passes = 1 + probes.len() as u64;
-        let mut losses = perturbed_losses(&input, &probes).into_iter();
-        let coefficients = plan
-            .iter()
+        (plan, probes)
+    }
+
+    fn coefficients(
+        &self,
+        plan: &Self::Plan,
+        layout: &Layout,
+        f0: f32,
+        losses: &[f32],
+    ) -> Vec<f32> {
+        let factor = self.direction.factor(layout);
+        let mut losses = losses.iter();
+        plan.iter()
             .map(|(s, n, radii)| {
                 let mut d = radii
                     .iter()
-                    .map(|&m| (losses.next().unwrap_or(f32::NAN) as f64 - f0 as f64) / m);
+                    .map(|&m| (losses.next().copied().unwrap_or(f32::NAN) as f64 - f0 as f64) / m);
                 let d1 = d.next().unwrap_or(f64::NAN);
                 let dn = if *n == 1 { d1 } else { d.next().unwrap_or(f64::NAN) };
                 let dn1 = d.next().unwrap_or(f64::NAN);
@@ -78,7 +102,12 @@ impl Estimator for Debiased {
                 let p = d1 + (dn1 - dn) / p_n;
                 (factor as f64 * *s as f64 * p / self.rv as f64) as f32
             })
-            .collect();
-        Ok(seeded(&input, self.rv, 1, coefficients, f0, batch_stats, passes, 0))
+            .collect()
+    }
+}
+
+impl Estimator for Debiased {
+    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
+        Ok(difference_estimate(self, &input))
     }
 }

@@ -109,23 +109,55 @@ fn build_stack(
     probes: &[(u32, f32)],
     around_model: bool,
 ) -> Stack {
-    let k = probes.len();
     let mut tensors = Vec::with_capacity(layout.tensors.len());
     params::for_each(model, |i, t| {
-        let info = &layout.tensors[i];
         let base: Tensor<2> = t.unsqueeze_dim(0);
-        if info.trainable.is_none() || k == 0 {
-            tensors.push(if around_model { base } else { base.zeros_like() });
-            return;
-        }
-        let n = info.numel;
-        let mut z = vec![0f32; k * n];
-        z.par_chunks_mut(n).zip(probes).for_each(|(row, &(direction, scale))| {
-            noise.fill_gaussian(direction, info.offset, row);
-            row.iter_mut().for_each(|v| *v *= scale);
+        let rows = (layout.tensors[i].trainable.is_some() && !probes.is_empty())
+            .then(|| direction_rows(layout, noise, probes, i, None, &base.device()));
+        tensors.push(match (rows, around_model) {
+            (Some(rows), true) => base + rows,
+            (Some(rows), false) => rows,
+            (None, true) => base,
+            (None, false) => base.zeros_like(),
         });
-        let rows = Tensor::<2>::from_data(TensorData::new(z, [k, n]), &base.device());
-        tensors.push(if around_model { base + rows } else { rows });
     });
-    Stack { tensors, members: k }
+    Stack { tensors, members: probes.len() }
+}
+
+/// Tensor `i` of the direction stack of `probes`: the rows `scale·z_k` (`[K, numel]`) when it is
+/// trainable (and is tensor `only`, when given), else `[1, numel]` zeros — one entry of
+/// [`direction_stack`], made on its own so that a [`LazyStack`](hdo_models::LazyStack) pass holds one at a time.
+pub fn direction_rows(
+    layout: &Layout,
+    noise: NoiseStream,
+    probes: &[(u32, f32)],
+    i: usize,
+    only: Option<usize>,
+    device: &Device,
+) -> Tensor<2> {
+    let info = &layout.tensors[i];
+    let n = info.numel;
+    match info.trainable {
+        Some(l) if only.is_none_or(|o| o == l) => {
+            let mut z = vec![0f32; probes.len() * n];
+            z.par_chunks_mut(n).zip(probes).for_each(|(row, &(direction, scale))| {
+                noise.fill_gaussian(direction, info.offset, row);
+                row.iter_mut().for_each(|v| *v *= scale);
+            });
+            Tensor::<2>::from_data(TensorData::new(z, [probes.len(), n]), device)
+        }
+        _ => Tensor::zeros([1, n], device),
+    }
+}
+
+/// The directions of `probes` as a [`LazyStack`](hdo_models::LazyStack) generator over `layout`'s tensors (see
+/// [`direction_rows`]).
+pub fn lazy_directions<'a>(
+    layout: &'a Layout,
+    noise: NoiseStream,
+    probes: &'a [(u32, f32)],
+    only: Option<usize>,
+    device: &'a Device,
+) -> impl FnMut(usize) -> Tensor<2> + 'a {
+    move |i| direction_rows(layout, noise, probes, i, only, device)
 }

@@ -1,7 +1,9 @@
 //! Biased zeroth-order estimator (Nesterov–Spokoiny forward difference).
 
-use super::{Direction, Estimate, Estimator, StepInput, base_loss, perturbed_losses, seeded};
+use super::{DifferenceRule, Direction, Estimate, Estimator, StepInput, difference_estimate};
 use crate::error::Error;
+use crate::noise::NoiseStream;
+use crate::params::Layout;
 
 /// `G = (c/rv) Σ_k [F(x+ν·u_k) − F(x)]/ν · u_k` with `c` = 1 for Gaussian `u_k` and `d` for
 /// unit-sphere `u_k`.
@@ -19,20 +21,39 @@ pub struct ForwardDifference {
     pub direction: Direction,
 }
 
-impl Estimator for ForwardDifference {
-    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        let (f0, batch_stats) = base_loss(&input);
-        let factor = self.direction.factor(input.layout);
+impl DifferenceRule for ForwardDifference {
+    /// The directions' scales `s_k`.
+    type Plan = Vec<f32>;
+
+    fn directions(&self) -> u32 {
+        self.rv
+    }
+
+    fn plan(&self, noise: NoiseStream, layout: &Layout) -> (Vec<f32>, Vec<(u32, f32)>) {
         let scales: Vec<f32> =
-            (0..self.rv).map(|k| self.direction.scale(input.noise, k, input.layout)).collect();
-        let probes: Vec<(u32, f32)> =
-            scales.iter().enumerate().map(|(k, &s)| (k as u32, self.nu * s)).collect();
-        let losses = perturbed_losses(&input, &probes);
-        let coefficients = scales
+            (0..self.rv).map(|k| self.direction.scale(noise, k, layout)).collect();
+        let probes = scales.iter().enumerate().map(|(k, &s)| (k as u32, self.nu * s)).collect();
+        (scales, probes)
+    }
+
+    fn coefficients(
+        &self,
+        scales: &Vec<f32>,
+        layout: &Layout,
+        f0: f32,
+        losses: &[f32],
+    ) -> Vec<f32> {
+        let factor = self.direction.factor(layout);
+        scales
             .iter()
             .zip(losses)
-            .map(|(&s, fk)| factor * s * (fk - f0) / self.nu / self.rv as f32)
-            .collect();
-        Ok(seeded(&input, self.rv, 1, coefficients, f0, batch_stats, 1 + self.rv as u64, 0))
+            .map(|(&s, &fk)| factor * s * (fk - f0) / self.nu / self.rv as f32)
+            .collect()
+    }
+}
+
+impl Estimator for ForwardDifference {
+    fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
+        Ok(difference_estimate(self, &input))
     }
 }

@@ -21,7 +21,9 @@ mod simulated_forward_gradient;
 pub use backprop::Backprop;
 pub use central_difference::CentralDifference;
 pub use debiased::{Debiased, MAX_LEVEL};
-pub use direction::{Direction, direction_stack, perturbed, perturbed_stack};
+pub use direction::{
+    Direction, direction_rows, direction_stack, lazy_directions, perturbed, perturbed_stack,
+};
 pub use forward_difference::ForwardDifference;
 pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;
@@ -156,6 +158,16 @@ pub enum EstimatorKind {
 }
 
 impl EstimatorKind {
+    /// Every estimator, in config-documentation order.
+    pub const ALL: [EstimatorKind; 6] = [
+        EstimatorKind::Backprop,
+        EstimatorKind::ForwardDifference,
+        EstimatorKind::CentralDifference,
+        EstimatorKind::Debiased,
+        EstimatorKind::ForwardGradient,
+        EstimatorKind::SimulatedForwardGradient,
+    ];
+
     /// Whether a ZO population may use it (forward passes only, or the named reference mode).
     pub fn is_zeroth_order(self) -> bool {
         !matches!(self, EstimatorKind::Backprop)
@@ -243,6 +255,34 @@ fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
         Some(logits) => download(stacked_cross_entropy(logits, &input.batch.targets)),
         None => probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect(),
     }
+}
+
+/// A zeroth-order rule that only evaluates the loss at perturbed points `x + scale·z_k`: which
+/// probes it needs, and how their losses become the coefficients of the `z_k`. Both halves are
+/// pure functions of the noise, the layout and the losses — the model enters only through
+/// [`perturbed_losses`] — so the statistical tests run the very same rule on analytic functions.
+pub trait DifferenceRule {
+    /// What the rule keeps between planning and combining (direction scales, levels).
+    type Plan;
+    /// Number of directions `rv`.
+    fn directions(&self) -> u32;
+    /// The plan and its probes `(k, scale)`, in the order [`DifferenceRule::coefficients`] reads
+    /// their losses.
+    fn plan(&self, noise: NoiseStream, layout: &Layout) -> (Self::Plan, Vec<(u32, f32)>);
+    /// Coefficients of `z_0 … z_{rv−1}` from the unperturbed loss `f0` and the probes' losses.
+    fn coefficients(&self, plan: &Self::Plan, layout: &Layout, f0: f32, losses: &[f32])
+    -> Vec<f32>;
+}
+
+/// The estimate of a [`DifferenceRule`]: one unperturbed pass (the reported loss and batch
+/// statistics), then the rule's probes.
+pub(crate) fn difference_estimate<R: DifferenceRule>(rule: &R, input: &StepInput<'_>) -> Estimate {
+    let (f0, batch_stats) = base_loss(input);
+    let (plan, probes) = rule.plan(input.noise, input.layout);
+    let losses = perturbed_losses(input, &probes);
+    let coefficients = rule.coefficients(&plan, input.layout, f0, &losses);
+    let passes = 1 + probes.len() as u64;
+    seeded(input, rule.directions(), 1, coefficients, f0, batch_stats, passes, 0)
 }
 
 /// Package a seeded estimate.
