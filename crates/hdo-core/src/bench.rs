@@ -8,7 +8,8 @@ use crate::config::{DataConfig, DatasetKind, ExperimentConfig, MomentumStyle, Sc
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::estimator::{
-    Backprop, Direction, Estimator, ForwardDifference, ForwardGradient, Projection, StepInput,
+    Backprop, CentralDifference, Debiased, Direction, Estimator, ForwardDifference,
+    ForwardGradient, Projection, StepInput,
 };
 use crate::experiment::Experiment;
 use crate::noise::NoiseStream;
@@ -194,6 +195,14 @@ pub fn steps(
                 ));
             }
         }
+        // the other difference estimators: same probe path, so the same memory
+        let g = Direction::Gaussian;
+        let cd = CentralDifference { rv: 8, nu: 1e-2, direction: g };
+        out.push(measure(label("ZO step central_difference rv 8"), reps, device, meter, || {
+            zo(&cd, 1)
+        }));
+        let debiased = Debiased { rv: 8, nu: 1e-2, ratio: 0.5, direction: g };
+        out.push(measure(label("ZO step debiased rv 8"), reps, device, meter, || zo(&debiased, 1)));
         let fg = ForwardGradient {
             rv: 8,
             projection: Projection::Global,
