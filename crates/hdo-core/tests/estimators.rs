@@ -454,9 +454,12 @@ fn forward_gradient_equals_the_simulated_one_draw_for_draw() {
     let rows: Vec<usize> = (0..16).collect();
     let b = batch(&split.train, &rows, &plain);
     let ad_batch = batch(&split.train, &rows, &plain.clone().autodiff());
-    for (projection, stack) in
-        [(Projection::Global, 1), (Projection::Global, 3), (Projection::PerTensor, 1)]
-    {
+    for (projection, stack) in [
+        (Projection::Global, 1),
+        (Projection::Global, 3),
+        (Projection::PerTensor, 1),
+        (Projection::PerTensor, 3),
+    ] {
         let noise = NoiseStream::new(9, 1, 4);
         let input =
             |m, bt| StepInput { model: m, batch: bt, layout: &layout, noise, stack, batcher: None };
