@@ -6,8 +6,8 @@
 //! parameter tangents are given as a second module of the same architecture whose trainable
 //! tensors hold `u` (its running statistics are ignored). Each function here is the derivative
 //! rule of one layer (linear, convolution, batch and layer normalisation, ReLU, GELU, max-pooling,
-//! embeddings, residual sums, dropout, causal softmax attention, cross-entropy); models compose
-//! them in `forward_jvp`. Checked against autodiff per layer
+//! embeddings, learned positions, residual sums, linear maps such as pooling, dropout, causal
+//! softmax attention, cross-entropy); models compose them in `forward_jvp`. Checked against autodiff per layer
 //! and per model in `crates/hdo-core/tests/jvp.rs`.
 
 use crate::transformer::{Block, Norm};
@@ -55,6 +55,27 @@ pub fn linear<const D: usize>(layer: &Linear, dir: &Linear, x: Dual<D>) -> Dual<
 /// Sum of two duals (residual connections, embeddings + positions), broadcasting like `+`.
 pub fn add<const D: usize>(a: Dual<D>, b: Dual<D>) -> Dual<D> {
     Dual { primal: a.primal + b.primal, tangent: a.tangent + b.tangent }
+}
+
+/// Learned positions `[len, w]` added to hidden states `[b, t, w]` (first `t` rows): the tangent
+/// gains the direction's rows.
+pub fn add_positions(
+    positions: &burn::module::Param<Tensor<2>>,
+    dir: &burn::module::Param<Tensor<2>>,
+    h: Dual<3>,
+) -> Dual<3> {
+    let t = h.primal.dims()[1];
+    let rows = |p: &burn::module::Param<Tensor<2>>| p.val().narrow(0, 0, t).unsqueeze_dim(0);
+    add(h, Dual { primal: rows(positions), tangent: rows(dir) })
+}
+
+/// A map linear in its input with constant coefficients (reshapes, pooling with a fixed mask):
+/// the same map on the primal and the tangent.
+pub fn linear_map<const D: usize, const E: usize>(
+    x: Dual<D>,
+    f: impl Fn(Tensor<D>) -> Tensor<E>,
+) -> Dual<E> {
+    Dual { primal: f(x.primal), tangent: f(x.tangent) }
 }
 
 /// Embedding lookup: the tangent is the direction's rows for the same tokens.

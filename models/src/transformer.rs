@@ -219,12 +219,8 @@ impl Transformer {
         let device = tokens.device();
         let mask = causal_mask(t, &device);
         let keep = keep_mask(&tokens, self.pad_token);
-        let pos = Dual {
-            primal: self.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
-            tangent: direction.positions.val().narrow(0, 0, t).unsqueeze_dim(0),
-        };
         let emb = jvp::embedding(&self.tokens, &direction.tokens, tokens);
-        let mut h = jvp::add(emb, pos);
+        let mut h = jvp::add_positions(&self.positions, &direction.positions, emb);
         for (block, dir) in self.blocks.iter().zip(&direction.blocks) {
             let a = jvp::layer_norm(&block.norm1, &dir.norm1, h.clone());
             let a = jvp::attention(block, dir, self.heads, a, &mask);
@@ -234,11 +230,8 @@ impl Transformer {
                 jvp::linear(&block.fc2, &dir.fc2, jvp::gelu(jvp::linear(&block.fc1, &dir.fc1, m)));
             h = jvp::add(h, jvp::dropout(m, self.dropout, ctx));
         }
-        // pooling is linear in h with a constant mask: the same map on both parts
-        let pooled = Dual {
-            primal: pool(h.primal, self.pooling, &keep),
-            tangent: pool(h.tangent, self.pooling, &keep),
-        };
+        // pooling is linear in h with a constant mask
+        let pooled = jvp::linear_map(h, |x| pool(x, self.pooling, &keep));
         jvp::linear(&self.head, &direction.head, pooled)
     }
 }

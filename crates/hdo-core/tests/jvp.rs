@@ -1,6 +1,7 @@
 //! Forward-mode derivatives against autodiff: each layer rule of `hdo_models::jvp` on its own
 //! (linear, convolution, batch norm in both modes, ReLU, GELU, max-pooling, layer norm, causal
-//! softmax attention, embeddings, residual sums, cross-entropy), then every model as a whole.
+//! softmax attention, embeddings, learned positions, residual sums, masked pooling,
+//! cross-entropy), then every model as a whole.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
@@ -479,6 +480,32 @@ fn layer_norm_attention_and_embedding_rules_match_autodiff() {
         gaussian([b, t, 8], 11, &dev),
         |l, d, x| jvp::attention(l, d, 2, x, &mask),
         |l, x| attention(l, 2, x),
+    );
+    let positions = Param::from_tensor(gaussian([7, 8], 41, &dev));
+    check_layer(
+        "learned positions",
+        positions,
+        gaussian([2, 5, 8], 12, &dev),
+        |p, d, x| jvp::add_positions(p, d, x),
+        |p, x| x + p.val().narrow(0, 0, 5).unsqueeze_dim(0),
+    );
+    // masked mean pooling, a linear map with constant coefficients
+    let keep = |device: &Device| {
+        let k: Vec<f32> = vec![1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        Tensor::<2>::from_data(TensorData::new(k, [2, 5]), device).unsqueeze_dim::<3>(2)
+    };
+    check_layer(
+        "masked mean pooling",
+        burn::nn::Relu::new(),
+        gaussian([2, 5, 8], 13, &dev),
+        |_, _, x| {
+            let k = keep(&x.primal.device());
+            jvp::linear_map(x, |h| (h * k.clone()).sum_dim(1).reshape([2, 8]))
+        },
+        |_, x| {
+            let k = keep(&x.device());
+            (x * k).sum_dim(1).reshape([2, 8])
+        },
     );
     let table = EmbeddingConfig::new(6, 4).init(&dev).map(&mut Randomize(40));
     let tokens = |device: &Device| {
