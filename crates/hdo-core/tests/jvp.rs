@@ -1,6 +1,6 @@
 //! Forward-mode derivatives against autodiff: each layer rule of `hdo_models::jvp` on its own
 //! (linear, convolution, batch norm in both modes, ReLU, GELU, max-pooling, layer norm, causal
-//! softmax attention, embeddings, learned positions, residual sums, masked pooling,
+//! softmax attention, embeddings, learned positions, residual sums, linear maps,
 //! cross-entropy), then every model as a whole.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
@@ -489,13 +489,13 @@ fn layer_norm_attention_and_embedding_rules_match_autodiff() {
         |p, d, x| jvp::add_positions(p, d, x),
         |p, x| x + p.val().narrow(0, 0, 5).unsqueeze_dim(0),
     );
-    // masked mean pooling, a linear map with constant coefficients
+    // a masked sum over tokens, through `linear_map` (maps with constant coefficients)
     let keep = |device: &Device| {
         let k: Vec<f32> = vec![1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0];
         Tensor::<2>::from_data(TensorData::new(k, [2, 5]), device).unsqueeze_dim::<3>(2)
     };
     check_layer(
-        "masked mean pooling",
+        "masked sum through linear_map",
         burn::nn::Relu::new(),
         gaussian([2, 5, 8], 13, &dev),
         |_, _, x| {

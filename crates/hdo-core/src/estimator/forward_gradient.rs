@@ -9,11 +9,12 @@ use hdo_models::{LazyStack, Model, jvp_stacked};
 /// `G = (c/rv) Σ_k (u_k·∇F) u_k`, where the directional derivative `u_k·∇F` is computed exactly
 /// by one forward pass that carries tangents ([`hdo_models::jvp`]) — no backward pass, no autodiff
 /// graph. `per_tensor` projects block-wise, `G_l = (c/rv) Σ_k (u_{k,l}·∇_l F) u_{k,l}`, at the cost
-/// of one forward-mode pass per trainable tensor and direction. Unbiased: `E[G] = ∇F`.
+/// of `⌈rv/stack⌉` forward-mode passes per trainable tensor. Unbiased: `E[G] = ∇F`.
 ///
 /// The directions are never stored: the pass generates each layer's tangents from the noise
 /// stream when it reaches that layer and drops them after ([`LazyStack`]), so beyond the pass
-/// itself one layer's direction tensors are alive at a time. With `stack > 1` up to `stack`
+/// itself one layer's direction tensors are alive at a time (on eager backends such as flex; a
+/// fusing backend may hold them until it runs the fused graph). With `stack > 1` up to `stack`
 /// directions share one primal pass and their tangents run batched ([`hdo_models::jvp_stacked`]);
 /// the estimate is the same up to float summation order.
 #[derive(Debug, Clone, Copy)]
