@@ -5,7 +5,8 @@
 //! stacked member-major along the batch axis (`[K·B, …]`: rows `k·B..(k+1)·B` belong to direction
 //! `k`), primal-derived factors (ReLU masks, normalised activations, pooling indices) are shared,
 //! and the parameter tangents come from a [`Stack`](crate::Stack) whose member `k` holds direction
-//! `k` (running statistics ignored). Same rules as [`crate::jvp`]; checked against it per model.
+//! `k` (running statistics ignored). Same rules as [`crate::jvp`]; checked against it layer by
+//! layer (the tests below) and per model (`crates/hdo-core/tests/stacked.rs`).
 
 use crate::jvp::{padding_pairs, pool_options};
 use crate::stacked::Cursor;
@@ -368,4 +369,272 @@ pub(crate) fn attention(
     let merge = |z: Tensor<5>, n: usize| -> Tensor<3> { z.swap_dims(2, 3).reshape([n * b, t, w]) };
     let out = Duals { primal: merge(a.matmul(v), 1), tangents: Some(merge(dout, k)) };
     linear_seq(cur, &block.proj, out)
+}
+
+/// Each stacked rule against the one-direction rule of [`crate::jvp`] (itself checked against
+/// autodiff layer by layer in `crates/hdo-core/tests/jvp.rs`): member `k` of the stacked tangents
+/// must be the single rule's tangent for direction `k` and input tangent `k`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jvp::{self, Dual};
+    use crate::stacked::Stack;
+    use burn::module::{Module, ModuleMapper, ModuleVisitor};
+    use burn::nn::LinearConfig;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::pool::MaxPool2dConfig;
+
+    const K: usize = 3;
+
+    /// Deterministic values in [-1, 1) (SplitMix64).
+    fn values<const D: usize>(dims: [usize; D], seed: u64, dev: &Device) -> Tensor<D> {
+        let n: usize = dims.iter().product();
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = s;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(v, dims), dev)
+    }
+
+    /// A stack of `K` random directions for `module`'s float tensors.
+    fn stack_for<M: Module>(module: &M, dev: &Device) -> Stack {
+        struct Sizes(Vec<usize>);
+        impl ModuleVisitor for Sizes {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.push(p.lazy_shape().num_elements());
+            }
+        }
+        let mut sizes = Sizes(Vec::new());
+        module.visit(&mut sizes);
+        let tensors =
+            sizes.0.iter().enumerate().map(|(i, &n)| values([K, n], 500 + i as u64, dev)).collect();
+        Stack { tensors, members: K }
+    }
+
+    /// Member `m` of `stack` as a module of `module`'s architecture.
+    fn member<M: Module>(module: &M, stack: &Stack, m: usize) -> M {
+        struct Row<'a>(&'a Stack, usize, usize);
+        impl ModuleMapper for Row<'_> {
+            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let t = self.0.tensors[self.2].clone();
+                self.2 += 1;
+                let m = self.1;
+                p.map(|old| t.narrow(0, m, 1).reshape(old.dims()))
+            }
+        }
+        module.clone().map(&mut Row(stack, m, 0))
+    }
+
+    fn close<const D: usize>(what: &str, got: Tensor<D>, want: Tensor<D>) {
+        let n = want.shape().num_elements();
+        let (g, w): (Vec<f32>, Vec<f32>) = (
+            got.reshape([n]).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default(),
+            want.reshape([n])
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default(),
+        );
+        assert_eq!(g.len(), n, "{what}: shape");
+        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "{what}: a degenerate check");
+        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * scale, "{what}[{i}]: stacked {a} vs single {b}");
+        }
+    }
+
+    /// One stacked rule against the single rule, with and without input tangents.
+    fn check<M: Module, const D: usize, const E: usize>(
+        name: &str,
+        layer: &M,
+        x: Tensor<D>,
+        stacked: impl Fn(&mut Cursor<'_>, &M, Duals<D>) -> Duals<E>,
+        single: impl Fn(&M, &M, Dual<D>) -> Dual<E>,
+    ) {
+        let dev = x.device();
+        let stack = stack_for(layer, &dev);
+        let b = x.dims()[0];
+        let mut wide = x.dims();
+        wide[0] *= K;
+        let dx = values(wide, 77, &dev);
+        for with_tangents in [true, false] {
+            let input = Duals { primal: x.clone(), tangents: with_tangents.then(|| dx.clone()) };
+            let out = Cursor::consume(&stack, |cur| Some(stacked(cur, layer, input))).unwrap();
+            for m in 0..K {
+                let tangent =
+                    if with_tangents { dx.clone().narrow(0, m * b, b) } else { x.zeros_like() };
+                let dir = member(layer, &stack, m);
+                let one = single(layer, &dir, Dual { primal: x.clone(), tangent });
+                let what = format!("{name}, input tangents {with_tangents}, member {m}");
+                close(&what, out.primal.clone(), one.primal);
+                let rows = one.tangent.dims()[0];
+                match &out.tangents {
+                    Some(t) => close(&what, t.clone().narrow(0, m * rows, rows), one.tangent),
+                    // all-zero tangents are left out: the single rule's must be zero
+                    None => {
+                        let max = one.tangent.abs().max().into_scalar::<f32>();
+                        assert_eq!(max, 0.0, "{what}: tangents left out but not zero");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stacked_rules_match_the_single_rules_layer_by_layer() {
+        let dev = Device::flex();
+        let lin = LinearConfig::new(5, 4).init(&dev);
+        check("linear", &lin, values([6, 5], 1, &dev), linear, jvp::linear);
+        check("linear_seq", &lin, values([2, 3, 5], 2, &dev), linear_seq, jvp::linear);
+        for groups in [1, 2] {
+            let conv = Conv2dConfig::new([4, 6], [3, 3]).with_groups(groups).init(&dev);
+            check(
+                &format!("conv, groups {groups}"),
+                &conv,
+                values([2, 4, 5, 5], 3, &dev),
+                conv2d_duals,
+                jvp::conv2d_dual,
+            );
+        }
+        let none = burn::nn::Relu::new();
+        check("relu", &none, values([4, 7], 4, &dev), |_, _, x| relu(x, K), |_, _, x| jvp::relu(x));
+        check(
+            "gelu",
+            &none,
+            values([2, 3, 5], 5, &dev),
+            |_, _, x| gelu(x, K),
+            |_, _, x| jvp::gelu(x),
+        );
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        check(
+            "max-pool",
+            &pool,
+            values([2, 3, 6, 6], 6, &dev),
+            |_, p, x| max_pool2d(p, x, K),
+            |p, _, x| jvp::max_pool2d(p, x),
+        );
+        for train in [true, false] {
+            let mut bn = BatchNorm::new(3, &dev);
+            bn.gamma = Param::from_tensor(values([3], 7, &dev));
+            bn.beta = Param::from_tensor(values([3], 8, &dev));
+            bn.running_mean = Param::from_tensor(values([3], 9, &dev)).set_require_grad(false);
+            bn.running_var =
+                Param::from_tensor(values([3], 10, &dev).abs() + 0.5).set_require_grad(false);
+            let ctx = || if train { ForwardCtx::train() } else { ForwardCtx::eval() };
+            check(
+                &format!("batch norm 4-D, train {train}"),
+                &bn,
+                values([4, 3, 3, 3], 11, &dev),
+                |cur, l, x| batch_norm(cur, l, x, &mut ctx()),
+                |l, d, x| jvp::batch_norm(l, d, x, &mut ctx()),
+            );
+            check(
+                &format!("batch norm 2-D, train {train}"),
+                &bn,
+                values([6, 3], 12, &dev),
+                |cur, l, x| batch_norm(cur, l, x, &mut ctx()),
+                |l, d, x| jvp::batch_norm(l, d, x, &mut ctx()),
+            );
+        }
+        let norm = |s| Norm {
+            gamma: Param::from_tensor(values([8], s, &dev)),
+            beta: Param::from_tensor(values([8], s + 1, &dev)),
+        };
+        check("layer norm", &norm(13), values([2, 4, 8], 15, &dev), layer_norm, jvp::layer_norm);
+        let positions = Param::from_tensor(values([6, 8], 16, &dev));
+        check(
+            "positions",
+            &positions,
+            values([2, 4, 8], 17, &dev),
+            add_positions,
+            jvp::add_positions,
+        );
+        let linear = |i, o| LinearConfig::new(i, o).init(&dev);
+        let block = Block {
+            norm1: norm(20),
+            qkv: linear(8, 24),
+            proj: linear(8, 8),
+            norm2: norm(22),
+            fc1: linear(8, 16),
+            fc2: linear(16, 8),
+        };
+        let mask = crate::transformer::causal_mask(4, &dev);
+        check(
+            "attention",
+            &block,
+            values([2, 4, 8], 18, &dev),
+            |cur, l, x| {
+                // the block's tensors in visiting order: norm1, [qkv, proj], norm2, fc1, fc2
+                fn skip(cur: &mut Cursor<'_>, shape: &[usize]) {
+                    match *shape {
+                        [a] => drop(cur.take_full::<2>([0, a])),
+                        [a, b] => drop(cur.take_full::<3>([0, a, b])),
+                        _ => unreachable!(),
+                    }
+                }
+                skip(cur, &[8]);
+                skip(cur, &[8]);
+                let y = attention(cur, l, 2, x, &mask);
+                for shape in [&[8][..], &[8], &[8, 16], &[1, 16], &[16, 8], &[1, 8]] {
+                    skip(cur, shape);
+                }
+                y
+            },
+            |l, d, x| jvp::attention(l, d, 2, x, &mask),
+        );
+        check(
+            "dropout",
+            &none,
+            values([2, 4, 8], 19, &dev),
+            |_, _, x| dropout(x, 0.3, &mut ForwardCtx::train_seeded(4), K),
+            |_, _, x| jvp::dropout(x, 0.3, &mut ForwardCtx::train_seeded(4)),
+        );
+        check(
+            "residual",
+            &none,
+            values([2, 4, 8], 21, &dev),
+            |_, _, x| add(x.clone(), x),
+            |_, _, x| jvp::add(x.clone(), x),
+        );
+        // inputs without tangents: token ids
+        let table = burn::nn::EmbeddingConfig::new(6, 4).init(&dev);
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![0i64, 5, 2, 2, 1, 3, 4, 0], [2, 4]),
+            &dev,
+        );
+        check(
+            "embedding",
+            &table,
+            Tensor::<1>::zeros([1], &dev),
+            |cur, l, _| embedding(cur, l, tokens.clone()),
+            |l, d, _| jvp::embedding(l, d, tokens.clone()),
+        );
+    }
+
+    #[test]
+    fn stacked_cross_entropy_matches_the_single_rule() {
+        let dev = Device::flex();
+        let logits = values([5, 4], 30, &dev);
+        let dz = values([K * 5, 4], 31, &dev);
+        let targets =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 3, 1, 1, 2], [5]), &dev);
+        let (loss, dloss) = cross_entropy(
+            Duals { primal: logits.clone(), tangents: Some(dz.clone()) },
+            &targets,
+            K,
+        );
+        for m in 0..K {
+            let one = Dual { primal: logits.clone(), tangent: dz.clone().narrow(0, m * 5, 5) };
+            let (l1, d1) = jvp::cross_entropy(one, &targets);
+            close("cross-entropy loss", loss.clone(), l1);
+            close(&format!("cross-entropy member {m}"), dloss.clone().narrow(0, m, 1), d1);
+        }
+    }
 }
