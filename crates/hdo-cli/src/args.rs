@@ -91,7 +91,7 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchPart {
     /// Per-step costs and peak memory of every model (inference, FO, ZO one-at-a-time and
-    /// stacked, forward gradient, pair average).
+    /// stacked, central difference, de-biased, forward gradient, pair average).
     Steps,
     /// Pair averaging of two ResNet-18-sized parameter sets against the copy bandwidth.
     Average,
