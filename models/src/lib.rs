@@ -208,10 +208,7 @@ impl Model {
         input: &Input,
         ctx: &mut ForwardCtx,
     ) -> Option<jvp_stacked::Duals<2>> {
-        let mut make = |i: usize| directions.tensors[i].clone();
-        let tensors = directions.tensors.len();
-        let lazy = LazyStack { members: directions.members, tensors, make: &mut make };
-        self.forward_jvp_lazy(lazy, input, ctx)
+        stacked::Cursor::consume(directions, |cur| self.jvp_pass(cur, input, ctx))
     }
 
     /// [`Model::forward_jvp_stacked`] with the directions made layer by layer as the pass reaches
@@ -223,12 +220,22 @@ impl Model {
         input: &Input,
         ctx: &mut ForwardCtx,
     ) -> Option<jvp_stacked::Duals<2>> {
-        stacked::Cursor::consume_lazy(directions, |cur| match self {
+        stacked::Cursor::consume_lazy(directions, |cur| self.jvp_pass(cur, input, ctx))
+    }
+
+    /// The stacked forward-mode pass over whatever source the cursor reads.
+    fn jvp_pass(
+        &self,
+        cur: &mut stacked::Cursor<'_>,
+        input: &Input,
+        ctx: &mut ForwardCtx,
+    ) -> Option<jvp_stacked::Duals<2>> {
+        match self {
             Model::Logistic(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
             Model::Transformer(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
-        })
+        }
     }
 
     /// Whether [`Model::forward_stacked`] is available for this architecture (every model has it).

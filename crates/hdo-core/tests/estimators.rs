@@ -508,15 +508,10 @@ fn forward_gradient_equals_the_simulated_one_draw_for_draw() {
         let model = hdo_core::init::initialize(model, &layout, 3);
         same_as_simulated(config.name(), &model, &b, &ad_b);
     }
-    use hdo_datasets::brackets::{BracketsConfig, generate_split, tokenize};
     use hdo_models::{Pooling, TransformerConfig};
-    let cfg = BracketsConfig { train: 64, validation: 16, max_len: 8, hard_fraction: 0.5, seed: 0 };
-    let (train, _) = generate_split(&cfg, 1).unwrap();
-    let set = hdo_core::data::Examples::Tokens(tokenize(&train, 18).unwrap());
+    let (set, shape) = common::tiny_brackets();
     let idx: Vec<usize> = (0..12).collect();
     let (b, ad_b) = (set.batch(&idx, &plain), set.batch(&idx, &plain.clone().autodiff()));
-    let shape =
-        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 18 }, classes: 2 };
     for pooling in [Pooling::Flatten, Pooling::Mean, Pooling::Last] {
         let tcfg = TransformerConfig { pooling, dropout: 0.1, ..TransformerConfig::default() };
         let model = ModelConfig::Transformer(tcfg).init(shape, &plain).unwrap();

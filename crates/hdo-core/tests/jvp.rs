@@ -4,6 +4,7 @@
 //! cross-entropy), then every model as a whole.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
+mod common;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -134,15 +135,10 @@ fn cnn_jvp_matches_autodiff_with_running_statistics() {
 /// residuals, dropout with a shared mask, flatten/mean/last pooling) against autodiff.
 #[test]
 fn transformer_jvp_matches_autodiff() {
-    use hdo_datasets::brackets::{BracketsConfig, generate_split, tokenize};
     use hdo_models::{Pooling, TransformerConfig};
     let plain = Device::flex();
-    let cfg = BracketsConfig { train: 64, validation: 16, max_len: 8, hard_fraction: 0.5, seed: 0 };
-    let (train, _) = generate_split(&cfg, 1).unwrap();
-    let set = hdo_core::data::Examples::Tokens(tokenize(&train, 18).unwrap());
+    let (set, shape) = common::tiny_brackets();
     let idx: Vec<usize> = (0..12).collect();
-    let shape =
-        DataShape { input: hdo_models::InputShape::Tokens { vocab: 6, len: 18 }, classes: 2 };
     for pooling in [Pooling::Flatten, Pooling::Mean, Pooling::Last] {
         let tcfg = TransformerConfig { pooling, dropout: 0.1, ..TransformerConfig::default() };
         let model = ModelConfig::Transformer(tcfg).init(shape, &plain).unwrap();

@@ -127,7 +127,7 @@ fn build_stack(
 /// Tensor `i` of the direction stack of `probes`: the rows `scale·z_k` (`[K, numel]`) when it is
 /// trainable (and is tensor `only`, when given), else `[1, numel]` zeros — one entry of
 /// [`direction_stack`], made on its own so that a [`LazyStack`](hdo_models::LazyStack) pass holds one at a time.
-pub fn direction_rows(
+fn direction_rows(
     layout: &Layout,
     noise: NoiseStream,
     probes: &[(u32, f32)],
@@ -152,7 +152,7 @@ pub fn direction_rows(
 
 /// The directions of `probes` as a [`LazyStack`](hdo_models::LazyStack) generator over `layout`'s tensors (see
 /// [`direction_rows`]).
-pub fn lazy_directions<'a>(
+pub(super) fn lazy_directions<'a>(
     layout: &'a Layout,
     noise: NoiseStream,
     probes: &'a [(u32, f32)],

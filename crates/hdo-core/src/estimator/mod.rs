@@ -21,9 +21,8 @@ mod simulated_forward_gradient;
 pub use backprop::Backprop;
 pub use central_difference::CentralDifference;
 pub use debiased::{Debiased, MAX_LEVEL};
-pub use direction::{
-    Direction, direction_rows, direction_stack, lazy_directions, perturbed, perturbed_stack,
-};
+use direction::lazy_directions;
+pub use direction::{Direction, direction_stack, perturbed, perturbed_stack};
 pub use forward_difference::ForwardDifference;
 pub use forward_gradient::{ForwardGradient, direction_model};
 pub use simulated_forward_gradient::SimulatedForwardGradient;

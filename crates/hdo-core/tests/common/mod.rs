@@ -3,6 +3,16 @@
 
 use hdo_core::ExperimentConfig;
 
+/// A tiny Brackets set (64 strings of up to 8 brackets, padded to 18 tokens) and its data shape.
+pub fn tiny_brackets() -> (hdo_core::data::Examples, hdo_models::DataShape) {
+    use hdo_datasets::brackets::{BracketsConfig, generate_split, tokenize};
+    let cfg = BracketsConfig { train: 64, validation: 16, max_len: 8, hard_fraction: 0.5, seed: 0 };
+    let (train, _) = generate_split(&cfg, 1).expect("brackets");
+    let set = hdo_core::data::Examples::Tokens(tokenize(&train, 18).expect("tokenize"));
+    let input = hdo_models::InputShape::Tokens { vocab: 6, len: 18 };
+    (set, hdo_models::DataShape { input, classes: 2 })
+}
+
 /// A fast config: logistic regression, few rounds, small validation subset.
 pub fn tiny(fo: usize, zo: usize, extra: &[&str]) -> ExperimentConfig {
     let mut sets: Vec<String> = vec![
