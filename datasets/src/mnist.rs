@@ -157,7 +157,14 @@ pub fn download_with(
                     continue;
                 }
             };
-            let plain = idx::maybe_gunzip(body.clone(), Path::new(&url))?;
+            // a corrupt body from one mirror is that mirror's failure: try the next
+            let plain = match idx::maybe_gunzip(body.clone(), Path::new(&url)) {
+                Ok(p) => p,
+                Err(e) => {
+                    failures.push(e.to_string());
+                    continue;
+                }
+            };
             let got = sha256_hex(&plain);
             if got != expected {
                 failures.push(
@@ -234,6 +241,21 @@ mod tests {
         // A mirror serving garbage: the error names the checksum problem, nothing is left behind.
         let e = download_with(dir.path(), |_| Ok(b"not mnist".to_vec())).unwrap_err().to_string();
         assert!(e.contains("sha256") && e.contains("train-images"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A corrupt gzip from the first mirror does not stop the second from being tried.
+        let mut asked = Vec::new();
+        let e = download_with(dir.path(), |url| {
+            asked.push(url.to_string());
+            if asked.len() == 1 {
+                Ok(vec![0x1f, 0x8b, 8, 0, 1, 2, 3])
+            } else {
+                Err("offline".into())
+            }
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(asked.len(), MIRRORS.len(), "{asked:?}");
+        assert!(e.contains("gzip") && e.contains(MIRRORS[1]) && e.contains("offline"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         // An offline machine: both mirrors are named in the error.
         let e = download_with(dir.path(), |_| Err("offline".into())).unwrap_err().to_string();

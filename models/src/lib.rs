@@ -292,9 +292,24 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// Every `kind` with one line on it (`hdo list`).
+    pub const KINDS: [(&'static str, &'static str); 4] = [
+        ("logistic", "multinomial logistic regression: flatten, one linear layer"),
+        ("mlp", "flatten, hidden linear layers with ReLU (`hidden`)"),
+        ("cnn", "the HDO CNN: three 3×3 conv + BatchNorm + ReLU, two max-pools, dense layers"),
+        (
+            "transformer",
+            "the HDO Brackets Transformer (`width`, `heads`, `depth`, `mlp`, `pooling`)",
+        ),
+    ];
+
     /// Build the model on `device` (parameters are initialised lazily by Burn; callers
     /// re-initialise them from an explicit seed). Fails when the data does not suit the model.
     pub fn init(&self, shape: DataShape, device: &Device) -> Result<Model, String> {
+        self.validate().map_err(|p| format!("{}: {}", p.key, p.problem))?;
+        if shape.classes == 0 {
+            return Err("the data has no classes".into());
+        }
         let image =
             || shape.image_dims().ok_or_else(|| format!("model {} needs image data", self.name()));
         Ok(match self {
@@ -302,9 +317,32 @@ impl ModelConfig {
                 Model::Logistic(Logistic::new(image()?, shape.classes, device))
             }
             ModelConfig::Mlp(c) => Model::Mlp(c.init(image()?, shape.classes, device)),
-            ModelConfig::Cnn(c) => Model::Cnn(c.init(image()?, shape.classes, device)),
+            ModelConfig::Cnn(c) => {
+                let [_, h, w] = image()?;
+                if h < 4 || w < 4 {
+                    return Err(format!(
+                        "the CNN pools twice by 2, so it needs images of at least 4×4; the data's are {h}×{w}"
+                    ));
+                }
+                Model::Cnn(c.init(image()?, shape.classes, device))
+            }
             ModelConfig::Transformer(c) => Model::Transformer(c.init(shape, device)?),
         })
+    }
+
+    /// Check every option on its own (before any data is seen): zero widths, channels, heads or
+    /// layers, sizes past [`MAX_WIDTH`] and dropout outside `[0, 1)` are errors naming the key by
+    /// its dotted path (`model.channels`, …).
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        match self {
+            ModelConfig::Logistic {} => Ok(()),
+            ModelConfig::Mlp(c) => widths("model.hidden", &c.hidden),
+            ModelConfig::Cnn(c) => {
+                widths("model.channels", &c.channels)?;
+                widths("model.hidden", &c.hidden)
+            }
+            ModelConfig::Transformer(c) => c.validate(),
+        }
     }
 
     /// The config's `kind` name.
@@ -316,6 +354,44 @@ impl ModelConfig {
             ModelConfig::Transformer(_) => "transformer",
         }
     }
+}
+
+/// Largest width, channel count or layer count a model option accepts: far above any model hdo
+/// trains, low enough that a typo cannot ask Burn for an impossible allocation.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// A model option that cannot work: its dotted key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path, e.g. `model.channels`.
+    pub key: String,
+    /// What is wrong, with the accepted range.
+    pub problem: String,
+}
+
+impl ConfigProblem {
+    pub(crate) fn new(key: &str, problem: impl Into<String>) -> Self {
+        ConfigProblem { key: key.into(), problem: problem.into() }
+    }
+}
+
+/// Every entry of a list of layer sizes in `1..=MAX_WIDTH`.
+pub(crate) fn widths(key: &str, values: &[usize]) -> Result<(), ConfigProblem> {
+    match values.iter().position(|&w| w == 0 || w > MAX_WIDTH) {
+        Some(i) => Err(ConfigProblem::new(
+            key,
+            format!("entry {i} is {}; every size must be in 1..={MAX_WIDTH}", values[i]),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One size in `1..=MAX_WIDTH`.
+pub(crate) fn width(key: &str, value: usize) -> Result<(), ConfigProblem> {
+    if value == 0 || value > MAX_WIDTH {
+        return Err(ConfigProblem::new(key, format!("is {value}; must be in 1..={MAX_WIDTH}")));
+    }
+    Ok(())
 }
 
 /// Flatten images to `[batch, features]` (token ids as numbers, for completeness).

@@ -136,14 +136,36 @@ pub struct Transformer {
 }
 
 impl TransformerConfig {
+    /// Every option in its range (see [`crate::ModelConfig::validate`]).
+    pub fn validate(&self) -> Result<(), crate::ConfigProblem> {
+        crate::width("model.width", self.width)?;
+        crate::width("model.heads", self.heads)?;
+        crate::width("model.depth", self.depth)?;
+        crate::width("model.mlp", self.mlp)?;
+        if !self.width.is_multiple_of(self.heads) {
+            return Err(crate::ConfigProblem::new(
+                "model.heads",
+                format!("{} must divide model.width = {}", self.heads, self.width),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(crate::ConfigProblem::new(
+                "model.dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        Ok(())
+    }
+
     /// Build the model for token sequences of `shape`.
     pub fn init(&self, shape: DataShape, device: &Device) -> Result<Transformer, String> {
         let (vocab, len) =
             shape.tokens().ok_or("the transformer needs a token data set (e.g. brackets)")?;
-        if self.heads == 0 || !self.width.is_multiple_of(self.heads) {
+        self.validate().map_err(|p| format!("{}: {}", p.key, p.problem))?;
+        if self.pad_token as usize >= vocab {
             return Err(format!(
-                "model.heads = {} must divide model.width = {}",
-                self.heads, self.width
+                "model.pad_token = {} is not a token of the data (vocabulary of {vocab})",
+                self.pad_token
             ));
         }
         let lin = |i: usize, o: usize| LinearConfig::new(i, o).with_bias(false).init(device);

@@ -40,6 +40,21 @@ pub enum Command {
     /// Put finished runs side by side: a table of their last evaluation, summary.csv and
     /// comparison.png (each label's mean over its runs).
     Compare(CompareArgs),
+    /// Evaluate a finished run's mean model and nodes from its checkpoint.bin on a validation set.
+    Eval(EvalArgs),
+    /// What hdo knows: models, estimators, protocols and data sets, one line each.
+    List,
+}
+
+/// `hdo eval`.
+#[derive(Debug, Parser)]
+pub struct EvalArgs {
+    /// A run's output directory (with config.toml and checkpoint.bin: runs with
+    /// `checkpoint_every` > 0 keep one).
+    pub run: PathBuf,
+    /// Directory with the full data set's files (default: the run's own `data.dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `hdo compare`.
@@ -104,7 +119,7 @@ pub enum BenchPart {
 /// `hdo run`.
 #[derive(Debug, Parser)]
 pub struct RunArgs {
-    /// Experiment file (see experiments/ and the README for every key).
+    /// Experiment file (see experiments/ and docs/configuration.md for every key).
     pub config: PathBuf,
     /// Override a config key by its dotted path, e.g. `--set zo.lr=0.05` (repeatable; values are
     /// TOML: numbers, true/false, "strings").
@@ -137,6 +152,21 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the resolved config, the population (nodes, parameters, bytes per gossip round)
+    /// and the estimated cost per round of every run, then exit without training.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write into a non-empty --out anyway: the previous run's outputs there (metrics, plots,
+    /// config.toml, checkpoint.bin) are removed first.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Run a sweep's runs in this many processes at once, the CPU threads split between them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Internal (--jobs): run only the sweep's run with this index; the parent process has
+    /// checked and prepared the output directories.
+    #[arg(long, hide = true)]
+    pub only_run: Option<usize>,
 }
 
 /// `--device`.

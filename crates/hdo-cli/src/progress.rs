@@ -32,6 +32,17 @@ impl Progress {
                 self.bar.set_position(round);
                 self.bar.set_message(format!("train loss {train_loss:.4}{}", self.last_val));
             }
+            Event::Diverged { node, kind, round, loss, action } => {
+                let line = format!(
+                    "hdo: warning: node {node} ({kind}) diverged at round {round} (training loss \
+                     {loss}); {action}"
+                );
+                if self.bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    self.bar.println(line);
+                }
+            }
             Event::Evaluated(r) => {
                 self.last_val = format!(
                     " | val loss {:.4} acc {:.1}%",

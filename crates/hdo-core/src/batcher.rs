@@ -13,6 +13,7 @@
 //! Memory: a flush holds every node's copies at once (up to `stack` per node).
 
 use crate::data::Batch;
+use crate::error::Error;
 use burn::prelude::*;
 use hdo_models::{ForwardCtx, Input, Model, Stack, StackInput};
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ struct State {
     /// Nodes that may still submit a request.
     active: usize,
     queue: Vec<Request>,
-    results: HashMap<u64, Vec<f32>>,
+    results: HashMap<u64, Result<Vec<f32>, String>>,
     next_ticket: u64,
     /// A flush panicked: the waiting nodes give up too.
     failed: bool,
@@ -97,14 +98,20 @@ impl Batcher {
     ///
     /// # Panics
     /// When another node's flush panicked (a programming error, reported by that node first).
-    pub fn losses(&self, node: usize, model: &Model, stack: Stack, batch: &Batch) -> Vec<f32> {
+    pub fn losses(
+        &self,
+        node: usize,
+        model: &Model,
+        stack: Stack,
+        batch: &Batch,
+    ) -> Result<Vec<f32>, Error> {
         let mut st = self.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push(Request { node, ticket, model: model.clone(), stack, batch: batch.clone() });
         loop {
             if let Some(losses) = st.results.remove(&ticket) {
-                return losses;
+                return losses.map_err(Error::Device);
             }
             assert!(!st.failed, "a batched pass of another node failed");
             if !st.queue.is_empty() && st.queue.len() == st.active {
@@ -149,7 +156,7 @@ fn member_floats(r: &Request) -> usize {
 /// Evaluate waiting requests, members ordered by node id: one stacked pass per batch size (a
 /// population's nodes share one), split so that no buffer exceeds `max_floats` (a node's request
 /// is never split). Returns each request's losses by ticket.
-fn flush(mut requests: Vec<Request>, max_floats: usize) -> Vec<(u64, Vec<f32>)> {
+fn flush(mut requests: Vec<Request>, max_floats: usize) -> Vec<(u64, Result<Vec<f32>, String>)> {
     requests.sort_by_key(|r| r.node);
     let mut out = Vec::with_capacity(requests.len());
     let mut sizes: Vec<usize> = requests.iter().map(|r| r.batch.input.batch_size()).collect();
@@ -176,20 +183,20 @@ fn flush(mut requests: Vec<Request>, max_floats: usize) -> Vec<(u64, Vec<f32>)> 
 }
 
 /// [`evaluate`] one pass and hand each request its members' losses.
-fn evaluate_pass(pass: &[&Request]) -> Vec<(u64, Vec<f32>)> {
-    let losses = evaluate(pass);
+fn evaluate_pass(pass: &[&Request]) -> Vec<(u64, Result<Vec<f32>, String>)> {
+    let losses = evaluate(pass).map_err(|e| e.to_string());
     let mut at = 0;
     pass.iter()
         .map(|r| {
             let k = r.stack.members;
             at += k;
-            (r.ticket, losses[at - k..at].to_vec())
+            (r.ticket, losses.clone().map(|l| l[at - k..at].to_vec()))
         })
         .collect()
 }
 
 /// One stacked pass over the members of `group` (same batch size), each on its node's batch.
-fn evaluate(group: &[&Request]) -> Vec<f32> {
+fn evaluate(group: &[&Request]) -> Result<Vec<f32>, Error> {
     let members: usize = group.iter().map(|r| r.stack.members).sum();
     let tensors = (0..group[0].stack.tensors.len())
         .map(|j| {

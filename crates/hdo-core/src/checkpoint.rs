@@ -39,6 +39,9 @@ pub struct RunState {
     pub elapsed_s: f64,
     /// The metrics records so far.
     pub records: Vec<Record>,
+    /// Nodes that left the population (`on_divergence = "drop"`), in the order they left.
+    #[serde(default)]
+    pub dropped: Vec<usize>,
 }
 
 /// Running counters of a run.
@@ -56,6 +59,9 @@ pub struct Totals {
     pub train_s: f64,
     /// Diagnostics since the last record: (Σ cosine, Σ norm ratio, count).
     pub diag: (f64, f64, u64),
+    /// Nodes restarted from their peers' mean (`on_divergence = "reset"`).
+    #[serde(default)]
+    pub resets: u64,
 }
 
 /// One node's state.
@@ -109,16 +115,20 @@ struct Buffer {
 impl NodeState {
     /// Copy `node`'s state to the host.
     pub fn capture(node: &Node, layout: &Layout) -> Result<NodeState, String> {
+        let host = |t: burn::prelude::Tensor<1>| params::download(t).map_err(|e| e.to_string());
         let state = NodeState {
             steps: node.steps,
             sampler: node.sampler.position(),
-            tensors: params::collect(&node.model).into_iter().map(params::download).collect(),
+            tensors: params::collect(&node.model)
+                .into_iter()
+                .map(host)
+                .collect::<Result<_, _>>()?,
             velocity: node
                 .optimizer
                 .velocity()
                 .iter()
-                .map(|v| v.clone().map(params::download))
-                .collect(),
+                .map(|v| v.clone().map(host).transpose())
+                .collect::<Result<_, _>>()?,
         };
         // a tensor that failed to download would otherwise only be noticed when resuming
         state.check(node, layout).map_err(|e| format!("cannot save {e}"))?;
@@ -198,6 +208,39 @@ impl NodeState {
 impl Checkpoint {
     /// Write to `path` atomically.
     pub fn write(&self, path: &Path) -> Result<(), Error> {
+        let text = self.header(path)?;
+        write_atomic_with(path, |w| self.stream(&text, w))
+    }
+
+    /// The file's bytes, as [`Checkpoint::write`] would write them.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let path = Path::new(FILE);
+        let text = self.header(path)?;
+        let mut out = Vec::new();
+        self.stream(&text, &mut out).map_err(|e| Error::io(path, e))?;
+        Ok(out)
+    }
+
+    /// Stream magic, header, tensors and digest to `w`.
+    fn stream(&self, text: &str, w: &mut dyn Write) -> std::io::Result<()> {
+        let mut w = Hashing { inner: w, hash: Sha256::new() };
+        w.write_all(MAGIC)?;
+        w.write_all(&(text.len() as u64).to_le_bytes())?;
+        w.write_all(text.as_bytes())?;
+        let mut buf = Vec::new();
+        for n in &self.nodes {
+            for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
+                buf.clear();
+                buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+                w.write_all(&buf)?;
+            }
+        }
+        let digest = w.hash.finalize();
+        w.inner.write_all(&digest)
+    }
+
+    /// The TOML header.
+    fn header(&self, path: &Path) -> Result<String, Error> {
         let header = Header {
             config: self.config.clone(),
             run: self.run.clone(),
@@ -217,27 +260,19 @@ impl Checkpoint {
                 .collect(),
         };
         let text = toml::to_string(&header).map_err(|e| corrupt(path, e.to_string()))?;
-        write_atomic_with(path, |w| {
-            let mut w = Hashing { inner: w, hash: Sha256::new() };
-            w.write_all(MAGIC)?;
-            w.write_all(&(text.len() as u64).to_le_bytes())?;
-            w.write_all(text.as_bytes())?;
-            let mut buf = Vec::new();
-            for n in &self.nodes {
-                for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
-                    buf.clear();
-                    buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-                    w.write_all(&buf)?;
-                }
-            }
-            let digest = w.hash.finalize();
-            w.inner.write_all(&digest)
-        })
+        Ok(text)
     }
 
     /// Read and check a checkpoint written by [`Checkpoint::write`].
     pub fn read(path: &Path) -> Result<Checkpoint, Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Checkpoint::parse(&bytes, path)
+    }
+
+    /// Parse and check the bytes of a checkpoint file (`path` names it in errors). Every length
+    /// the header declares is checked against the bytes that are there before anything is
+    /// allocated for it.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint, Error> {
         if bytes.len() < MAGIC.len() + 8 + DIGEST || &bytes[..MAGIC.len()] != MAGIC {
             return Err(corrupt(path, "not an hdo checkpoint (bad magic or too short)".into()));
         }

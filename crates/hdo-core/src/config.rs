@@ -31,6 +31,8 @@ pub struct ExperimentConfig {
     pub local_rounds: u64,
     /// Stop with an error when a node's training loss exceeds this (or is not finite).
     pub max_loss: f64,
+    /// What happens when a node's training loss is not finite or exceeds `max_loss`.
+    pub on_divergence: DivergencePolicy,
     /// How many nodes of each kind.
     pub population: PopulationConfig,
     /// First-order nodes' hyper-parameters.
@@ -47,6 +49,8 @@ pub struct ExperimentConfig {
     pub device: DeviceChoice,
     /// Opt-in estimator diagnostics.
     pub diagnostics: DiagnosticsConfig,
+    /// What the metrics files hold.
+    pub metrics: MetricsConfig,
     /// Sweep: one run per variant (each applies its overrides to this config). Empty = one run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variant: Vec<Variant>,
@@ -77,6 +81,7 @@ impl Default for ExperimentConfig {
             checkpoint_every: 0,
             local_rounds: 0,
             max_loss: 1e4,
+            on_divergence: DivergencePolicy::Stop,
             population: PopulationConfig::default(),
             fo: GroupConfig::default(),
             zo: GroupConfig::default(),
@@ -85,10 +90,35 @@ impl Default for ExperimentConfig {
             data: DataConfig::default(),
             device: DeviceChoice::Cpu,
             diagnostics: DiagnosticsConfig::default(),
+            metrics: MetricsConfig::default(),
             variant: Vec::new(),
             seeds: Vec::new(),
         }
     }
+}
+
+/// `on_divergence`: what a run does with a node whose training loss is not finite or exceeds
+/// `max_loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergencePolicy {
+    /// End the run with an error naming the node (the metrics so far are kept).
+    #[default]
+    Stop,
+    /// The node leaves the population for the rest of the run: no more steps, no gossip, not in
+    /// the means; a warning, and `active_nodes` in the metrics.
+    Drop,
+    /// The node restarts from the mean of its healthy peers (parameters and running statistics;
+    /// momentum cleared); a warning, and `resets` in the metrics.
+    Reset,
+}
+
+/// `[metrics]`: what the metrics files hold besides the population's means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Also write `nodes.csv`: every node's validation loss and accuracy at every evaluation.
+    pub per_node: bool,
 }
 
 /// `[diagnostics]`: estimator quality, measured against the true minibatch gradient.
@@ -141,6 +171,73 @@ pub enum MomentumStyle {
 /// Smallest first radius `debiased` accepts: below it the f32 loss differences of its deeper
 /// levels are rounding noise amplified by `1/p_n` (see [`crate::estimator::Debiased`]).
 pub const DEBIASED_MIN_NU: f64 = 1e-3;
+
+/// Largest `rv` and `stack`: directions are numbered by a `u32` in the noise's counter.
+pub const MAX_DIRECTIONS: usize = u32::MAX as usize;
+
+/// Largest number of nodes of one kind (every replica lives in one process's memory).
+pub const MAX_NODES: usize = 1 << 20;
+
+/// Longest generated Brackets string.
+pub const MAX_BRACKETS_LEN: usize = 1 << 16;
+
+/// Most generated Brackets examples per split.
+pub const MAX_EXAMPLES: usize = 1 << 24;
+
+/// Refuse values that are valid somewhere but mean nothing where they are set: a ZO-only key in
+/// `[fo]` (FO nodes backpropagate one gradient per step), or one data set's key with another data
+/// set. Judged by value against the default, so that a resolved `config.toml` (which spells every
+/// key) runs again as it is.
+fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
+    let (fo, d) = (&c.fo, GroupConfig::default());
+    let zo_only = [
+        ("rv", fo.rv != d.rv),
+        ("nu", fo.nu != d.nu),
+        ("direction", fo.direction != d.direction),
+        ("projection", fo.projection != d.projection),
+        ("debias_ratio", fo.debias_ratio != d.debias_ratio),
+        ("stack", fo.stack != d.stack),
+        ("batch_nodes", fo.batch_nodes != d.batch_nodes),
+    ];
+    if let Some((key, _)) = zo_only.iter().find(|(_, set)| *set) {
+        return Err(Error::Config {
+            key: format!("fo.{key}"),
+            problem: format!(
+                "applies to zeroth-order nodes only (FO nodes backpropagate); set zo.{key} instead"
+            ),
+        });
+    }
+    let (data, d) = (&c.data, DataConfig::default());
+    let (foreign, this, owner) = match data.dataset {
+        DatasetKind::Mnist => (
+            vec![
+                ("brackets", data.brackets != d.brackets),
+                ("train_file", data.train_file.is_some()),
+                ("validation_file", data.validation_file.is_some()),
+                ("seq_len", data.seq_len.is_some()),
+                ("pad_to", data.pad_to != d.pad_to),
+            ],
+            "mnist",
+            "brackets",
+        ),
+        DatasetKind::Brackets => (
+            vec![
+                ("dir", data.dir.is_some()),
+                ("download", data.download),
+                ("validation", data.validation != d.validation),
+            ],
+            "brackets",
+            "mnist",
+        ),
+    };
+    if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
+        return Err(Error::Config {
+            key: format!("data.{key}"),
+            problem: format!("applies to data.dataset = \"{owner}\" only, not to \"{this}\""),
+        });
+    }
+    Ok(())
+}
 
 /// `[fo]` / `[zo]`: one population's hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,6 +389,14 @@ pub enum NodeKind {
     Zo,
 }
 
+impl DatasetKind {
+    /// Every `dataset` with one line on it (`hdo list`).
+    pub const KINDS: [(&'static str, &'static str); 2] = [
+        ("mnist", "MNIST digits: a 10k split bundled in the binary, or the full set from data.dir"),
+        ("brackets", "is a ( ) string correctly bracketed? generated from a seed, or JSON lines"),
+    ];
+}
+
 impl NodeKind {
     /// `"fo"` or `"zo"`.
     pub fn name(self) -> &'static str {
@@ -317,6 +422,12 @@ impl ExperimentConfig {
         config.resolve()
     }
 
+    /// Whether a config file sets its own `name` (else the CLI names the run after the file).
+    /// A file that is not TOML answers `false`; parsing it reports the error.
+    pub fn names_itself(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("name"))
+    }
+
     /// Fill population-dependent defaults and check every value.
     pub fn resolve(mut self) -> Result<Self, Error> {
         self.fo.estimator.get_or_insert(EstimatorKind::Backprop);
@@ -337,6 +448,7 @@ impl ExperimentConfig {
 
     fn validate(&self) -> Result<(), Error> {
         let bad = |key: &str, problem: String| Err(Error::Config { key: key.into(), problem });
+        reject_inapplicable(self)?;
         if self.population.fo + self.population.zo == 0 {
             return bad("population", "needs at least one node (fo + zo ≥ 1)".into());
         }
@@ -364,11 +476,17 @@ impl ExperimentConfig {
                     format!("must be in [0, 1), got {}", g.momentum),
                 );
             }
-            if g.rv == 0 {
-                return bad(&format!("{k}.rv"), "must be at least 1".into());
+            if g.rv == 0 || g.rv > MAX_DIRECTIONS {
+                return bad(
+                    &format!("{k}.rv"),
+                    format!("is {}; must be in 1..={MAX_DIRECTIONS}", g.rv),
+                );
             }
-            if g.stack == 0 {
-                return bad(&format!("{k}.stack"), "must be at least 1".into());
+            if g.stack == 0 || g.stack > MAX_DIRECTIONS {
+                return bad(
+                    &format!("{k}.stack"),
+                    format!("is {}; must be in 1..={MAX_DIRECTIONS}", g.stack),
+                );
             }
             if !(g.nu.is_finite() && g.nu > 0.0) {
                 return bad(&format!("{k}.nu"), format!("must be a positive number, got {}", g.nu));
@@ -407,6 +525,50 @@ impl ExperimentConfig {
                          (try {k}.nu = 1e-2)",
                         g.nu
                     ),
+                );
+            }
+        }
+        self.model.validate().map_err(|p| Error::Config { key: p.key, problem: p.problem })?;
+        if let ProtocolConfig::RandomPair { interactions_per_round: Some(0) } = self.protocol {
+            return bad(
+                "protocol.interactions_per_round",
+                "must be at least 1 (0 would train nothing); leave it unset for ⌈n/2⌉".into(),
+            );
+        }
+        if self.population.fo > MAX_NODES || self.population.zo > MAX_NODES {
+            return bad(
+                "population",
+                format!(
+                    "{} FO + {} ZO nodes; each kind must be at most {MAX_NODES}",
+                    self.population.fo, self.population.zo
+                ),
+            );
+        }
+        let b = &self.data.brackets;
+        if self.data.dataset == DatasetKind::Brackets {
+            if b.max_len < 2 || !b.max_len.is_multiple_of(2) || b.max_len > MAX_BRACKETS_LEN {
+                return bad(
+                    "data.brackets.max_len",
+                    format!("is {}; must be even and in 2..={MAX_BRACKETS_LEN}", b.max_len),
+                );
+            }
+            if !(0.0..=1.0).contains(&b.hard_fraction) {
+                return bad(
+                    "data.brackets.hard_fraction",
+                    format!("must be in [0, 1], got {}", b.hard_fraction),
+                );
+            }
+            for (key, n) in
+                [("data.brackets.train", b.train), ("data.brackets.validation", b.validation)]
+            {
+                if n == 0 || n > MAX_EXAMPLES {
+                    return bad(key, format!("is {n}; must be in 1..={MAX_EXAMPLES}"));
+                }
+            }
+            if self.data.seq_len.is_some_and(|l| l < 2 || l > 2 * MAX_BRACKETS_LEN + 2) {
+                return bad(
+                    "data.seq_len",
+                    format!("must be in 2..={} when set", 2 * MAX_BRACKETS_LEN + 2),
                 );
             }
         }
@@ -505,6 +667,74 @@ mod tests {
         ] {
             let e = ExperimentConfig::from_toml("", &[set.to_string()]).unwrap_err().to_string();
             assert!(e.contains(key), "{set}: {e}");
+        }
+    }
+
+    /// The values a new user tried that panicked or were silently accepted: each is an error
+    /// naming its key (and its range where it has one).
+    #[test]
+    fn out_of_range_and_inapplicable_values_name_their_key() {
+        let brackets = "data.dataset=\"brackets\"";
+        let transformer = "model.kind=\"transformer\"";
+        for (sets, key, says) in [
+            (vec!["model.kind=\"cnn\"", "model.channels=[0,0,0]"], "model.channels", "1..="),
+            (vec!["model.kind=\"mlp\"", "model.hidden=[0]"], "model.hidden", "entry 0"),
+            (vec!["model.kind=\"cnn\"", "model.hidden=[16, 0]"], "model.hidden", "entry 1"),
+            (vec![transformer, brackets, "model.width=0"], "model.width", "1..="),
+            (vec![transformer, brackets, "model.heads=0"], "model.heads", "1..="),
+            (vec![transformer, brackets, "model.depth=0"], "model.depth", "1..="),
+            (vec![transformer, brackets, "model.heads=3"], "model.heads", "divide"),
+            (vec![transformer, brackets, "model.dropout=1.5"], "model.dropout", "[0, 1)"),
+            (vec![transformer, brackets, "model.dropout=-0.1"], "model.dropout", "[0, 1)"),
+            (vec!["zo.rv=4294967296"], "zo.rv", "4294967295"),
+            (vec!["zo.stack=4294967296"], "zo.stack", "4294967295"),
+            (
+                vec!["protocol.kind=\"random_pair\"", "protocol.interactions_per_round=0"],
+                "protocol.interactions_per_round",
+                "at least 1",
+            ),
+            (vec!["fo.stack=2"], "fo.stack", "zeroth-order"),
+            (vec!["fo.direction=\"sphere\""], "fo.direction", "zeroth-order"),
+            (vec!["fo.rv=16"], "fo.rv", "zeroth-order"),
+            (vec!["data.seq_len=20"], "data.seq_len", "brackets"),
+            (vec![brackets, "data.dir=\"/tmp\""], "data.dir", "mnist"),
+            (vec![brackets, "data.brackets.max_len=3"], "data.brackets.max_len", "even"),
+            (
+                vec![brackets, "data.brackets.hard_fraction=2"],
+                "data.brackets.hard_fraction",
+                "[0, 1]",
+            ),
+            (vec!["population.zo=2000000"], "population", "at most"),
+            (vec!["on_divergence=\"retry\""], "on_divergence", "retry"),
+            (vec!["metrics.per_nodes=true"], "per_nodes", "unknown"),
+        ] {
+            let sets: Vec<String> = sets.into_iter().map(String::from).collect();
+            let e = ExperimentConfig::from_toml("", &sets).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{sets:?}: {e}");
+        }
+        // the defaults of inapplicable keys are fine: a resolved config.toml spells them all
+        for kind in ["mnist", "brackets"] {
+            let mut sets =
+                vec![format!("data.dataset=\"{kind}\""), "on_divergence=\"drop\"".into()];
+            if kind == "brackets" {
+                sets.push(transformer.into());
+            }
+            let c = ExperimentConfig::from_toml("", &sets).unwrap();
+            assert_eq!(ExperimentConfig::from_toml(&c.to_toml(), &[]).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_file_names_itself_only_with_a_top_level_name_key() {
+        assert!(ExperimentConfig::names_itself("name = \"mine\"\nsteps = 3\n"));
+        for text in [
+            "steps = 3\n",
+            "# name = \"commented out\"\n",
+            "[[variant]]\nlabel = \"\"\"\nname in a multi-line string\n\"\"\"\n",
+            "namespace = 3\n",
+            "not toml at all = = =",
+        ] {
+            assert!(!ExperimentConfig::names_itself(text), "{text}");
         }
     }
 

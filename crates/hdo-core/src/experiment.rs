@@ -1,15 +1,15 @@
 //! An experiment: build the population from a config, run the rounds, evaluate, write outputs.
 
 use crate::checkpoint::{self, Checkpoint, NodeState, RunState, Totals};
-use crate::config::{ExperimentConfig, NodeKind};
+use crate::config::{DivergencePolicy, ExperimentConfig, NodeKind};
 use crate::data::{Dataset, ValidationSet};
 use crate::error::Error;
 use crate::evaluate::{Evaluation, evaluate};
-use crate::metrics::{Record, write_atomic, write_outputs};
+use crate::metrics::{NodeEval, Record, write_atomic, write_outputs};
 use crate::node::Node;
 use crate::noise::mix;
 use crate::optimizer::Optimizer;
-use crate::params::Layout;
+use crate::params::{self, Layout};
 use crate::population::Population;
 use crate::schedule::LrSchedule;
 use crate::{device, init};
@@ -34,6 +34,20 @@ pub enum Event<'a> {
     },
     /// An evaluation finished and its record was written.
     Evaluated(&'a Record),
+    /// A node diverged and the run goes on without it (`on_divergence = "drop"`) or with it
+    /// restarted from its peers' mean (`"reset"`).
+    Diverged {
+        /// The node.
+        node: usize,
+        /// `fo` or `zo`.
+        kind: &'static str,
+        /// The round it diverged in (rounds completed before it).
+        round: u64,
+        /// Its training loss (NaN when its parameters became non-finite).
+        loss: f32,
+        /// What was done: `"dropped"` or `"reset"`.
+        action: &'static str,
+    },
 }
 
 /// A ready-to-run experiment.
@@ -49,6 +63,10 @@ pub struct Experiment {
     /// Where [`Experiment::run`] starts: round 0, or after [`Experiment::resume`] the
     /// checkpoint's directory and state.
     start: Option<(PathBuf, RunState)>,
+    /// Which nodes are still in the population (all, unless `on_divergence = "drop"` removed some).
+    active: Vec<bool>,
+    /// Fault injection: `(node, round)` whose parameters become NaN before that round's steps.
+    fault: Option<(usize, u64)>,
 }
 
 impl Experiment {
@@ -125,7 +143,10 @@ impl Experiment {
             &plain,
         );
         let protocol = config.protocol.build();
+        let active = vec![true; n_fo + n_zo];
         Ok(Experiment {
+            active,
+            fault: None,
             population: Population { nodes, layout, estimators },
             data,
             validation,
@@ -141,17 +162,34 @@ impl Experiment {
     /// refused with the first line that differs. The run must then write to `dir`. On an error
     /// nothing has changed.
     pub fn resume(&mut self, dir: &Path) -> Result<Option<u64>, Error> {
+        self.restore(dir, true)
+    }
+
+    /// Load the nodes of `dir`'s checkpoint to evaluate them (`hdo eval`): as
+    /// [`Experiment::resume`], but the data may differ from the run's (another validation set);
+    /// the population and model must still match. Returns the checkpoint's round.
+    pub fn restore_for_evaluation(&mut self, dir: &Path) -> Result<Option<u64>, Error> {
+        let round = self.restore(dir, false)?;
+        self.start = None;
+        Ok(round)
+    }
+
+    fn restore(&mut self, dir: &Path, same_data: bool) -> Result<Option<u64>, Error> {
         let path = dir.join(checkpoint::FILE);
         if !path.exists() {
             return Ok(None);
         }
         let saved = Checkpoint::read(&path)?;
         let bad = |problem: String| Error::Checkpoint { path: path.clone(), problem };
-        let theirs = ExperimentConfig::from_toml(&saved.config, &[]).map_err(|e| {
+        let mut theirs = ExperimentConfig::from_toml(&saved.config, &[]).map_err(|e| {
             bad(format!("its configuration cannot be read by this version of hdo: {e}"))
         })?;
+        let mut ours = self.config.clone();
+        if !same_data {
+            (ours.data, theirs.data) = (Default::default(), Default::default());
+        }
         if let Some((here, there)) =
-            checkpoint::first_difference(&comparable(&self.config), &comparable(&theirs))
+            checkpoint::first_difference(&comparable(&ours), &comparable(&theirs))
         {
             return Err(bad(format!(
                 "it belongs to a different configuration (`{here}` now, `{there}` in the \
@@ -178,6 +216,12 @@ impl Experiment {
         for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
             state.restore(node).map_err(bad)?;
         }
+        if let Some(&bad_id) = saved.run.dropped.iter().find(|&&i| i >= self.population.len()) {
+            return Err(bad(format!(
+                "it drops node {bad_id}, which this population does not have"
+            )));
+        }
+        self.active = (0..self.population.len()).map(|i| !saved.run.dropped.contains(&i)).collect();
         let round = saved.run.round;
         self.start = Some((dir.to_path_buf(), saved.run));
         Ok(Some(round))
@@ -220,7 +264,7 @@ impl Experiment {
         let cfg = self.config.clone();
         let n = self.population.len();
         let message_bytes = self.population.layout.total_numel() * 4;
-        let gossip_seed = mix(cfg.seed ^ 0x6055_1900);
+        let gossip_seed = gossip_seed(cfg.seed);
         let title = format!(
             "{} — {} FO + {} ZO, {}",
             cfg.name,
@@ -229,7 +273,7 @@ impl Experiment {
             self.protocol.name()
         );
         let start = Instant::now();
-        let RunState { round: first, mut totals, loss, elapsed_s, mut records } =
+        let RunState { round: first, mut totals, loss, elapsed_s, mut records, mut dropped } =
             resumed.unwrap_or_default();
         let elapsed = || elapsed_s + start.elapsed().as_secs_f64();
         if records.is_empty() {
@@ -242,29 +286,25 @@ impl Experiment {
         let (mut loss_sum, mut loss_count) = loss;
         for round in first..cfg.steps {
             let round_start = Instant::now();
+            if let Some((node, at)) = self.fault
+                && at == round
+            {
+                let model = self.population.nodes[node].model.clone();
+                self.population.nodes[node].model = params::map(model, |_, t| t * f32::NAN);
+            }
             let schedule = self.protocol.plan(round, n, gossip_seed);
             let (mut round_sum, mut round_count) = (0.0f64, 0u64);
             for phase in &schedule.phases {
                 let diagnose =
                     cfg.diagnostics.every > 0 && (round + 1) % cfg.diagnostics.every == 0;
-                let reports =
-                    self.population.step(&phase.steps, &self.data.train, cfg.seed, diagnose)?;
+                let steps: Vec<usize> =
+                    phase.steps.iter().copied().filter(|&i| self.active[i]).collect();
+                let reports = self.population.step(&steps, &self.data.train, cfg.seed, diagnose)?;
+                let mut diverged: Vec<(usize, f32)> = Vec::new();
                 for (id, r) in reports {
                     if !r.loss.is_finite() || r.loss as f64 > cfg.max_loss {
-                        records.push(self.record(
-                            round,
-                            &totals,
-                            mean_loss(loss_sum, loss_count),
-                            &elapsed,
-                        ));
-                        write_outputs(out, &title, &records)?;
-                        return Err(Error::Diverged {
-                            node: id,
-                            kind: self.population.nodes[id].kind.name(),
-                            round,
-                            loss: r.loss,
-                            limit: cfg.max_loss,
-                        });
+                        diverged.push((id, r.loss));
+                        continue;
                     }
                     round_sum += r.loss as f64;
                     round_count += 1;
@@ -275,9 +315,68 @@ impl Experiment {
                     totals.forward += r.forward_passes;
                     totals.backward += r.backward_passes;
                 }
+                if cfg.on_divergence != DivergencePolicy::Stop {
+                    // a step can leave non-finite parameters behind a finite loss: they must not
+                    // reach a peer by gossip either
+                    for &id in &steps {
+                        if !diverged.iter().any(|&(d, _)| d == id) && !self.population.is_finite(id)
+                        {
+                            diverged.push((id, f32::NAN));
+                        }
+                    }
+                }
+                if let Some(&(id, loss)) = diverged.first()
+                    && cfg.on_divergence == DivergencePolicy::Stop
+                {
+                    // the round may have just been evaluated: never the same round twice
+                    if records.last().is_none_or(|r| r.round != round) {
+                        records.push(self.record(
+                            round,
+                            &totals,
+                            mean_loss(loss_sum, loss_count),
+                            &elapsed,
+                        ));
+                    }
+                    write_outputs(out, &title, &records)?;
+                    return Err(self.diverged(id, round, loss));
+                }
+                for &(id, loss) in &diverged {
+                    let kind = self.population.nodes[id].kind.name();
+                    let action = match cfg.on_divergence {
+                        DivergencePolicy::Reset => {
+                            let healthy: Vec<usize> = (0..n)
+                                .filter(|&i| self.active[i] && !diverged.iter().any(|d| d.0 == i))
+                                .collect();
+                            if healthy.is_empty() {
+                                return Err(self.diverged(id, round, loss));
+                            }
+                            self.population.reset_from(id, &healthy);
+                            totals.resets += 1;
+                            "reset"
+                        }
+                        _ => {
+                            self.active[id] = false;
+                            dropped.push(id);
+                            "dropped"
+                        }
+                    };
+                    tracing::warn!(node = id, round, loss, action, "node diverged");
+                    on_event(Event::Diverged { node: id, kind, round, loss, action });
+                }
+                if !self.active.iter().any(|&a| a) {
+                    let (id, loss) = diverged.last().copied().unwrap_or((0, f32::NAN));
+                    write_outputs(out, &title, &records)?;
+                    return Err(self.diverged(id, round, loss));
+                }
                 if round >= cfg.local_rounds {
-                    self.population.average(&phase.groups);
-                    totals.bytes += (phase.vectors_sent() * message_bytes as f64) as u64;
+                    let groups: Vec<Vec<usize>> = phase
+                        .groups
+                        .iter()
+                        .map(|g| g.iter().copied().filter(|&i| self.active[i]).collect())
+                        .collect();
+                    self.population.average(&groups);
+                    let sent = hdo_gossip::Phase { steps: Vec::new(), groups }.vectors_sent();
+                    totals.bytes += (sent * message_bytes as f64) as u64;
                 }
             }
             totals.interactions += schedule.interactions;
@@ -306,6 +405,7 @@ impl Experiment {
                     loss: (loss_sum, loss_count),
                     elapsed_s: elapsed(),
                     records: records.clone(),
+                    dropped: dropped.clone(),
                 };
                 self.checkpoint(state, &checkpoint_path)?.write(&checkpoint_path)?;
             }
@@ -314,6 +414,72 @@ impl Experiment {
             }
         }
         Ok(records)
+    }
+
+    /// What the run will do, before it runs (`hdo run --dry-run`): its population, parameters,
+    /// traffic of one gossip round and expected passes per round, from the round-0 plan.
+    pub fn describe(&self) -> Description {
+        let n = self.population.len();
+        let layout = &self.population.layout;
+        let schedule = self.protocol.plan(0, n, gossip_seed(self.config.seed));
+        let steps = schedule.steps_per_node(n);
+        let (mut forward, mut backward) = (0.0, 0.0);
+        for (node, &k) in self.population.nodes.iter().zip(&steps) {
+            let g = self.config.group(node.kind);
+            let estimator = g.estimator.unwrap_or(crate::estimator::EstimatorKind::Backprop);
+            let (f, b) = estimator.passes_per_step(g, layout.num_trainable());
+            forward += f * k as f64;
+            backward += b * k as f64;
+        }
+        Description {
+            fo: self.config.population.fo,
+            zo: self.config.population.zo,
+            model: self.config.model.name(),
+            parameters: layout.dim,
+            floats_per_model: layout.total_numel(),
+            protocol: self.protocol.name(),
+            bytes_per_round: (schedule.vectors_sent() * layout.total_numel() as f64 * 4.0) as u64,
+            steps_per_round: steps.iter().map(|&k| k as u64).sum(),
+            forward_per_round: forward,
+            backward_per_round: backward,
+            rounds: self.config.steps,
+            train_examples: self.data.train.len(),
+            validation_examples: self.validation.len,
+        }
+    }
+
+    /// Evaluate every node still in the population and the mean model now (`hdo eval`): each
+    /// node's `(id, kind, evaluation)`, then the mean model's.
+    pub fn evaluate_all(&self) -> (Vec<(usize, NodeKind, Evaluation)>, Evaluation) {
+        let pop = &self.population;
+        let active: Vec<usize> = (0..pop.len()).filter(|&i| self.active[i]).collect();
+        let nodes = active
+            .par_iter()
+            .map(|&i| (i, pop.nodes[i].kind, evaluate(&pop.nodes[i].model, &self.validation)))
+            .collect();
+        (nodes, evaluate(&pop.mean_model_of(&active), &self.validation))
+    }
+
+    /// Fault injection, for tests and drills of `on_divergence`: before round `round`'s steps,
+    /// every parameter of `node` becomes NaN, so its next training loss is NaN.
+    pub fn inject_divergence(&mut self, node: usize, round: u64) {
+        self.fault = Some((node, round));
+    }
+
+    /// Whether each node is still in the population (see `on_divergence`).
+    pub fn active(&self) -> &[bool] {
+        &self.active
+    }
+
+    /// The error for node `id` diverging at `round` with `loss`.
+    fn diverged(&self, id: usize, round: u64, loss: f32) -> Error {
+        Error::Diverged {
+            node: id,
+            kind: self.population.nodes[id].kind.name(),
+            round,
+            loss,
+            limit: self.config.max_loss,
+        }
     }
 
     /// The run's whole state, given where the run stands (`path`: where it goes, for errors).
@@ -338,11 +504,28 @@ impl Experiment {
         elapsed_s: &dyn Fn() -> f64,
     ) -> Record {
         let pop = &self.population;
-        let evals: Vec<(NodeKind, Evaluation)> = pop
-            .nodes
+        let active: Vec<usize> = (0..pop.len()).filter(|&i| self.active[i]).collect();
+        let evals: Vec<(NodeKind, Evaluation)> = active
             .par_iter()
-            .map(|node| (node.kind, evaluate(&node.model, &self.validation)))
+            .map(|&i| (pop.nodes[i].kind, evaluate(&pop.nodes[i].model, &self.validation)))
             .collect();
+        let nodes = if self.config.metrics.per_node {
+            let mut at = evals.iter();
+            (0..pop.len())
+                .map(|i| {
+                    let e = if self.active[i] { at.next().map(|(_, e)| e) } else { None };
+                    NodeEval {
+                        node: i,
+                        kind: pop.nodes[i].kind.name().into(),
+                        active: self.active[i],
+                        val_loss: e.map(|e| e.loss),
+                        val_acc: e.map(|e| e.accuracy),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mean = |kind: Option<NodeKind>, f: fn(&Evaluation) -> f64| -> Option<f64> {
             let v: Vec<f64> = evals
                 .iter()
@@ -357,7 +540,7 @@ impl Experiment {
         let std = (evals.iter().map(|(_, e)| (e.loss - mean_loss).powi(2)).sum::<f64>()
             / evals.len().max(1) as f64)
             .sqrt();
-        let mean_model = evaluate(&pop.mean_model(), &self.validation);
+        let mean_model = evaluate(&pop.mean_model_of(&active), &self.validation);
         Record {
             round,
             parallel_time: totals.interactions / pop.len() as f64,
@@ -370,7 +553,7 @@ impl Experiment {
             std_val_loss: std,
             mean_model_val_loss: mean_model.loss,
             mean_model_val_acc: mean_model.accuracy,
-            consensus: pop.consensus(),
+            consensus: pop.consensus_of(&active),
             fo_val_loss: mean(Some(NodeKind::Fo), loss),
             fo_val_acc: mean(Some(NodeKind::Fo), acc),
             zo_val_loss: mean(Some(NodeKind::Zo), loss),
@@ -384,7 +567,81 @@ impl Experiment {
             train_s: totals.train_s,
             zo_grad_cosine: (totals.diag.2 > 0).then(|| totals.diag.0 / totals.diag.2 as f64),
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
+            active_nodes: active.len() as u64,
+            resets: totals.resets,
+            nodes,
         }
+    }
+}
+
+/// What a run will do (see [`Experiment::describe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    /// First-order nodes.
+    pub fo: usize,
+    /// Zeroth-order nodes.
+    pub zo: usize,
+    /// Model kind.
+    pub model: &'static str,
+    /// Trainable parameters per model `d`.
+    pub parameters: u64,
+    /// Floats per model (parameters and running statistics): what a gossip message carries.
+    pub floats_per_model: u64,
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// Bytes of parameters sent by one gossip round.
+    pub bytes_per_round: u64,
+    /// Local steps per round (all nodes).
+    pub steps_per_round: u64,
+    /// Expected forward passes per round (all nodes; forward-mode passes count as one).
+    pub forward_per_round: f64,
+    /// Expected backward passes per round.
+    pub backward_per_round: f64,
+    /// Rounds.
+    pub rounds: u64,
+    /// Training examples.
+    pub train_examples: usize,
+    /// Validation examples evaluated.
+    pub validation_examples: usize,
+}
+
+impl std::fmt::Display for Description {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "population: {} FO + {} ZO nodes, protocol {}",
+            self.fo, self.zo, self.protocol
+        )?;
+        writeln!(
+            f,
+            "model: {} with {} trainable parameters ({} floats with running statistics, {:.2} MiB per replica)",
+            self.model,
+            self.parameters,
+            self.floats_per_model,
+            self.floats_per_model as f64 * 4.0 / (1 << 20) as f64
+        )?;
+        writeln!(
+            f,
+            "per round: {} local steps, ≈ {:.1} forward + {:.1} backward passes, {} bytes of gossip ({:.2} MiB)",
+            self.steps_per_round,
+            self.forward_per_round,
+            self.backward_per_round,
+            self.bytes_per_round,
+            self.bytes_per_round as f64 / (1 << 20) as f64
+        )?;
+        writeln!(
+            f,
+            "whole run: {} rounds, ≈ {:.3e} forward + {:.3e} backward passes, {:.2} MiB of gossip",
+            self.rounds,
+            self.forward_per_round * self.rounds as f64,
+            self.backward_per_round * self.rounds as f64,
+            self.bytes_per_round as f64 * self.rounds as f64 / (1 << 20) as f64
+        )?;
+        write!(
+            f,
+            "data: {} training examples, {} validation examples per evaluation",
+            self.train_examples, self.validation_examples
+        )
     }
 }
 
@@ -395,6 +652,11 @@ fn comparable(config: &ExperimentConfig) -> String {
     c.data.dir = c.data.dir.map(|_| PathBuf::from("(a directory)"));
     c.data.download = false;
     c.to_toml()
+}
+
+/// The seed a run's protocol plans its rounds from (pairs, matchings), derived from the run seed.
+pub fn gossip_seed(seed: u64) -> u64 {
+    mix(seed ^ 0x6055_1900)
 }
 
 /// Mean of `count` losses summing to `sum`, if any.

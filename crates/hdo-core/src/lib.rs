@@ -24,6 +24,7 @@
 pub mod average;
 pub mod batcher;
 pub mod bench;
+pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -45,4 +46,4 @@ pub mod sweep;
 
 pub use config::ExperimentConfig;
 pub use error::Error;
-pub use experiment::{Event, Experiment};
+pub use experiment::{Description, Event, Experiment};

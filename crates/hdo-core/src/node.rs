@@ -121,8 +121,8 @@ impl Node {
         let (mut dot, mut nn, mut tt) = (0f64, 0f64, 0f64);
         for info in layout.trainable() {
             let l = info.trainable.unwrap_or(0);
-            let g = params::download(gradient.tensor(l, info, &plain));
-            let t = params::download(truth.gradient.tensor(l, info, &plain));
+            let g = params::download(gradient.tensor(l, info, &plain))?;
+            let t = params::download(truth.gradient.tensor(l, info, &plain))?;
             for (a, b) in g.iter().zip(&t) {
                 dot += *a as f64 * *b as f64;
                 nn += (*a as f64).powi(2);

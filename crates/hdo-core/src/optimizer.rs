@@ -119,7 +119,7 @@ mod tests {
     use hdo_models::{DataShape, ModelConfig};
 
     fn flat(model: &Model) -> Vec<f32> {
-        collect(model).into_iter().flat_map(download).collect()
+        collect(model).into_iter().flat_map(|t| download(t).expect("download")).collect()
     }
 
     /// With `sign`, a step moves every parameter by exactly `lr` against the sign of the momentum

@@ -180,7 +180,18 @@ pub fn upload(values: Vec<f32>, device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(values, [n]), device)
 }
 
-/// Download a flat tensor to the host.
-pub fn download(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+/// Download a flat tensor to the host; a device that hands back anything but its `n` floats is
+/// an error (never a short vector that some index would trip over later).
+pub fn download(t: Tensor<1>) -> Result<Vec<f32>, crate::error::Error> {
+    let n = t.dims()[0];
+    let values = t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| {
+        crate::error::Error::Device(format!("cannot read a tensor of {n} floats back: {e:?}"))
+    })?;
+    if values.len() != n {
+        return Err(crate::error::Error::Device(format!(
+            "reading a tensor of {n} floats back gave {} values",
+            values.len()
+        )));
+    }
+    Ok(values)
 }

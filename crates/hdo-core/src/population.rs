@@ -142,18 +142,46 @@ impl Population {
     /// The model whose every float tensor is the population mean (on the plain device).
     pub fn mean_model(&self) -> hdo_models::Model {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
-        let mean = self.mean_of(&all);
-        params::load(burn::module::Module::valid(&self.nodes[0].model), &mean)
+        self.mean_model_of(&all)
+    }
+
+    /// The mean model of `members` (at least one).
+    pub fn mean_model_of(&self, members: &[usize]) -> hdo_models::Model {
+        let mean = self.mean_of(members);
+        params::load(burn::module::Module::valid(&self.nodes[members[0]].model), &mean)
+    }
+
+    /// Whether every float tensor of node `id` is finite (one reduction per tensor: `0·x` is 0
+    /// for every finite `x` and NaN otherwise, so the sum cannot overflow).
+    pub fn is_finite(&self, id: usize) -> bool {
+        params::collect(&self.nodes[id].model)
+            .into_iter()
+            .all(|t| (t * 0.0).sum().into_scalar::<f32>().is_finite())
+    }
+
+    /// Restart node `id` from the mean of `peers` (every float tensor, running statistics
+    /// included); its momentum is cleared, its step counter and data position are kept.
+    pub fn reset_from(&mut self, id: usize, peers: &[usize]) {
+        let mean = self.mean_of(peers);
+        let node = &mut self.nodes[id];
+        node.model = params::load(node.model.clone(), &mean);
+        node.optimizer.set_velocity(Vec::new());
     }
 
     /// Γ = (1/n) Σ_i ‖x_i − μ‖² over the trainable parameters.
     pub fn consensus(&self) -> f64 {
-        let n = self.nodes.len();
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.consensus_of(&all)
+    }
+
+    /// Γ of `members` only.
+    pub fn consensus_of(&self, members: &[usize]) -> f64 {
+        let n = members.len();
         if n < 2 {
             return 0.0;
         }
         let per_node: Vec<Vec<Tensor<1>>> =
-            self.nodes.iter().map(|nd| params::collect(&nd.model)).collect();
+            members.iter().map(|&i| params::collect(&self.nodes[i].model)).collect();
         let mut total = 0.0f64;
         for (i, _) in self.layout.tensors.iter().enumerate().filter(|(_, t)| t.trainable.is_some())
         {

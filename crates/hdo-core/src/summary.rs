@@ -180,6 +180,9 @@ mod tests {
             train_s: 1.0,
             zo_grad_cosine: None,
             zo_grad_norm_ratio: None,
+            active_nodes: 1,
+            resets: 0,
+            nodes: Vec::new(),
         }
     }
 

@@ -18,7 +18,7 @@ fn dense(g: &Gradient, layout: &Layout, device: &Device) -> Vec<f32> {
     let mut out = Vec::new();
     for info in layout.trainable() {
         let l = info.trainable.unwrap_or(0);
-        out.extend(params::download(g.tensor(l, info, device)));
+        out.extend(common::host(g.tensor(l, info, device)));
     }
     out
 }
@@ -35,6 +35,19 @@ struct Verdict {
     along_z: f64,
     /// `‖mean − ∇F‖² / (Σ_i Var_i / N)`: about 1 when only noise separates them.
     ratio: f64,
+    /// Per parameter tensor: `(coordinates, beyond 3 SE, z of the component along ∇F within it)`,
+    /// so that a small tensor that is wholly wrong cannot hide among a large one's coordinates.
+    tensors: Vec<(usize, usize, f64)>,
+}
+
+/// Coordinates of `n` that may lie beyond 3 SE by chance: none for a small tensor, else the
+/// expected 0.27% plus four binomial standard deviations.
+fn allowed_beyond(n: usize) -> usize {
+    if n <= 100 {
+        return 0;
+    }
+    let mean = n as f64 * 0.0027;
+    (mean + 4.0 * mean.sqrt()).ceil() as usize
 }
 
 impl Verdict {
@@ -43,8 +56,15 @@ impl Verdict {
     /// and the total squared error what the variance predicts.
     fn assert_unbiased(&self, name: &str) {
         eprintln!("{name}: {self:?}");
-        let allowed = if self.dim <= 100 { 0 } else { self.dim / 100 };
-        assert!(self.beyond <= allowed, "{name}: {self:?}: too many coordinates beyond 3 SE");
+        for (t, &(n, beyond, z)) in self.tensors.iter().enumerate() {
+            assert!(
+                beyond <= allowed_beyond(n),
+                "{name}: tensor {t} ({n} values): {beyond} beyond 3 SE, at most {} by chance",
+                allowed_beyond(n)
+            );
+            // several tensors: 3.5 SE keeps the family's false alarms below 0.1% each
+            assert!(z.abs() <= 3.5, "{name}: tensor {t}: mean off ∇F along it (z = {z})");
+        }
         assert!(self.along_z.abs() <= 3.0, "{name}: {self:?}: mean off ∇F along e");
         if self.dim > 100 {
             assert!((0.85..1.15).contains(&self.ratio), "{name}: {self:?}: ‖mean − ∇F‖² off");
@@ -52,9 +72,38 @@ impl Verdict {
     }
 }
 
-/// Mean of `draws` estimates `sample(s)`, `s = 0, 1, …`, against `truth`.
-fn verdict(draws: u64, truth: &[f64], mut sample: impl FnMut(u64) -> Vec<f32>) -> Verdict {
+/// Mean of `draws` estimates `sample(s)`, `s = 0, 1, …`, against `truth` (one tensor).
+fn verdict(draws: u64, truth: &[f64], sample: impl FnMut(u64) -> Vec<f32>) -> Verdict {
+    verdict_by(draws, truth, &[truth.len()], sample)
+}
+
+/// [`verdict`] of a parameter vector made of tensors of `sizes`, judged tensor by tensor too.
+fn verdict_by(
+    draws: u64,
+    truth: &[f64],
+    sizes: &[usize],
+    mut sample: impl FnMut(u64) -> Vec<f32>,
+) -> Verdict {
     let dim = truth.len();
+    assert_eq!(sizes.iter().sum::<usize>(), dim);
+    // per tensor: the sample's component along the tensor's part of ∇F (or of the ones vector)
+    let mut bounds = Vec::new();
+    let mut at = 0;
+    for &n in sizes {
+        bounds.push(at..at + n);
+        at += n;
+    }
+    let unit = |r: &std::ops::Range<usize>| -> Vec<f64> {
+        let part = &truth[r.clone()];
+        let norm = part.iter().map(|g| g * g).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            part.iter().map(|g| g / norm).collect()
+        } else {
+            vec![1.0 / (part.len() as f64).sqrt(); part.len()]
+        }
+    };
+    let units: Vec<Vec<f64>> = bounds.iter().map(unit).collect();
+    let mut parts = vec![(0f64, 0f64); sizes.len()];
     let norm = truth.iter().map(|g| g * g).sum::<f64>().sqrt();
     let e: Vec<f64> = if norm > 0.0 {
         truth.iter().map(|g| g / norm).collect()
@@ -75,6 +124,11 @@ fn verdict(draws: u64, truth: &[f64], mut sample: impl FnMut(u64) -> Vec<f32>) -
         }
         along += p;
         along_sq += p * p;
+        for ((r, u), (s1, s2)) in bounds.iter().zip(&units).zip(parts.iter_mut()) {
+            let q: f64 = g[r.clone()].iter().zip(u).map(|(&gi, ui)| gi as f64 * ui).sum();
+            *s1 += q;
+            *s2 += q * q;
+        }
     }
     let n = draws as f64;
     let var = |s: f64, q: f64| (q / n - (s / n).powi(2)).max(0.0);
@@ -91,7 +145,20 @@ fn verdict(draws: u64, truth: &[f64], mut sample: impl FnMut(u64) -> Vec<f32>) -
     }
     let truth_along: f64 = truth.iter().zip(&e).map(|(g, e)| g * e).sum();
     let along_z = (along / n - truth_along) / (var(along, along_sq) / n).sqrt();
-    Verdict { beyond, dim, along_z, ratio: err / expected }
+    let tensors = bounds
+        .iter()
+        .zip(&units)
+        .zip(&parts)
+        .map(|((r, u), &(s1, s2))| {
+            let beyond = r
+                .clone()
+                .filter(|&i| (sum[i] / n - truth[i]).abs() > 3.0 * (var(sum[i], sq[i]) / n).sqrt())
+                .count();
+            let t: f64 = truth[r.clone()].iter().zip(u).map(|(g, u)| g * u).sum();
+            (r.len(), beyond, (s1 / n - t) / (var(s1, s2) / n).sqrt())
+        })
+        .collect();
+    Verdict { beyond, dim, along_z, ratio: err / expected, tensors }
 }
 
 /// A one-tensor layout of `d` trainable values, for analytic functions.
@@ -320,10 +387,10 @@ fn backprop_matches_the_analytic_logistic_gradient() {
         .unwrap();
     let got = dense(&est.gradient, &layout, &plain);
     // analytic, on the host
-    let ps = params::collect(&model).into_iter().map(params::download).collect::<Vec<_>>();
+    let ps = params::collect(&model).into_iter().map(common::host).collect::<Vec<_>>();
     let (w, bias) = (&ps[0], &ps[1]); // weight [784, 10], bias [10]
     let hdo_models::Input::Images(x) = b.input.clone() else { panic!("image batch expected") };
-    let x = params::download(x.reshape([8 * 784]));
+    let x = common::host(x.reshape([8 * 784]));
     let y: Vec<i64> = b.targets.clone().into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
     let (mut gw, mut gb) = (vec![0f64; 7840], vec![0f64; 10]);
     for n in 0..8 {
@@ -380,7 +447,8 @@ fn logistic_verdict(est: &dyn Estimator, draws: u64, autodiff: bool) -> Verdict 
     );
     let truth: Vec<f64> = truth.into_iter().map(f64::from).collect();
     let (m, bt) = if autodiff { (&ad_model, &ad_batch) } else { (&model, &b) };
-    verdict(draws, &truth, |s| {
+    let sizes: Vec<usize> = layout.trainable().map(|t| t.numel).collect();
+    verdict_by(draws, &truth, &sizes, |s| {
         let e = est
             .estimate(StepInput {
                 model: m,
@@ -563,4 +631,39 @@ fn another_node_regenerates_an_estimate_bit_for_bit() {
         assert_eq!(bits(&here), bits(&theirs[l]), "tensor {l} differs when regenerated");
         assert_ne!(bits(&here), bits(&wrong[l]), "another node's stream must differ");
     }
+}
+
+/// The checker can fail where it must: an estimator right on 2,000 coordinates but 15% too large
+/// on a 10-value tensor (a wrong bias gradient, say) passes the whole-vector criteria that were
+/// used before, and is caught tensor by tensor.
+#[test]
+fn the_checker_catches_one_wrong_small_tensor() {
+    let (big, small) = (2_000usize, 10usize);
+    let truth: Vec<f64> = (0..big + small).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();
+    let sample = |s: u64| {
+        let mut u = vec![0f32; big + small];
+        NoiseStream::new(9, 0, s).fill_uniform(0, 0, -1.0, 1.0, &mut u);
+        truth
+            .iter()
+            .zip(&u)
+            .enumerate()
+            .map(|(i, (&g, &z))| (g * if i >= big { 1.15 } else { 1.0 }) as f32 + z)
+            .collect::<Vec<f32>>()
+    };
+    let whole = verdict(4_000, &truth, sample);
+    // the whole-vector criteria used before: ≤ 1% beyond 3 SE, along ∇F, ‖mean − ∇F‖²
+    let old = whole.beyond <= whole.dim / 100
+        && whole.along_z.abs() <= 3.0
+        && (0.85..1.15).contains(&whole.ratio);
+    assert!(old, "the old criteria let it through: {whole:?}");
+    let split = verdict_by(4_000, &truth, &[big, small], sample);
+    let caught = std::panic::catch_unwind(|| split.assert_unbiased("mutant"));
+    assert!(caught.is_err(), "{split:?}");
+    // and the same estimator without the error passes
+    let right = |s: u64| {
+        let mut u = vec![0f32; big + small];
+        NoiseStream::new(9, 0, s).fill_uniform(0, 0, -1.0, 1.0, &mut u);
+        truth.iter().zip(&u).map(|(&g, &z)| g as f32 + z).collect::<Vec<f32>>()
+    };
+    verdict_by(4_000, &truth, &[big, small], right).assert_unbiased("right");
 }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use hdo_core::data::batch;
 use hdo_core::estimator::{Backprop, Estimator, Gradient, StepInput, direction_model};
 use hdo_core::noise::NoiseStream;
-use hdo_core::params::{self, Layout};
+use hdo_core::params::Layout;
 use hdo_datasets::mnist;
 use hdo_models::{CnnConfig, DataShape, Dual, ForwardCtx, MlpConfig, ModelConfig, jvp};
 
@@ -48,7 +48,7 @@ fn check(config: ModelConfig, train: bool) {
             })
             .unwrap();
         let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
-        g.into_iter().flat_map(params::download).collect()
+        g.into_iter().flat_map(common::host).collect()
     } else {
         let logits = ad.forward(&ad_batch.input, &mut ForwardCtx::eval());
         let loss = hdo_core::estimator::cross_entropy(logits, &ad_batch.targets);
@@ -67,10 +67,8 @@ fn check(config: ModelConfig, train: bool) {
                 }
                 let v = p.val();
                 let n = v.shape().num_elements();
-                let g = v
-                    .grad(self.0)
-                    .map(|g| params::download(g.reshape([n])))
-                    .unwrap_or(vec![0.0; n]);
+                let g =
+                    v.grad(self.0).map(|g| common::host(g.reshape([n]))).unwrap_or(vec![0.0; n]);
                 self.1.extend(g);
             }
         }
@@ -160,7 +158,7 @@ fn transformer_jvp_matches_autodiff() {
             })
             .unwrap();
         let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
-        let grad: Vec<f32> = g.into_iter().flat_map(params::download).collect();
+        let grad: Vec<f32> = g.into_iter().flat_map(common::host).collect();
         let dir = direction_model(&model, &layout, noise, 0, 1.0, None);
         let mut ctx = ForwardCtx::train_seeded(noise.dropout_seed());
         let logits = model.forward_jvp(&dir, &b.input, &mut ctx).unwrap();
@@ -197,8 +195,8 @@ fn transformer_attention_is_causal_and_shapes_are_right() {
         let h = t.tokens.forward(tok) + t.positions.val().unsqueeze_dim(0);
         attention(&t.blocks[0], t.heads, t.blocks[0].norm1.forward(h))
     };
-    let a = params::download(hidden(tokens(2)).reshape([40]));
-    let b = params::download(hidden(tokens(5)).reshape([40]));
+    let a = common::host(hidden(tokens(2)).reshape([40]));
+    let b = common::host(hidden(tokens(5)).reshape([40]));
     assert_eq!(a[..36], b[..36], "positions 0..9 must not see token 9");
     assert_ne!(a[36..], b[36..], "position 9 sees its own token");
     let logits = model.forward(&hdo_models::Input::Tokens(tokens(2)), &mut ForwardCtx::eval());
@@ -234,8 +232,8 @@ fn transformer_mean_and_last_pooling_ignore_padding() {
                 .unwrap();
         let layout = Layout::of(&model);
         let model = hdo_core::init::initialize(model, &layout, 5);
-        let la = params::download(model.forward(&a.input, &mut ForwardCtx::eval()).reshape([12]));
-        let lb = params::download(model.forward(&b.input, &mut ForwardCtx::eval()).reshape([12]));
+        let la = common::host(model.forward(&a.input, &mut ForwardCtx::eval()).reshape([12]));
+        let lb = common::host(model.forward(&b.input, &mut ForwardCtx::eval()).reshape([12]));
         for (x, y) in la.iter().zip(&lb) {
             assert!((x - y).abs() < 1e-5, "{pooling:?}: {x} vs {y}");
         }
@@ -282,8 +280,8 @@ fn flat_params<M: Module>(module: &M, grads: Option<&burn::tensor::Gradients>) -
             let v = p.val();
             let n = v.shape().num_elements();
             let values = match self.0 {
-                None => Some(params::download(v.inner().reshape([n]))),
-                Some(g) => v.grad(g).map(|g| params::download(g.reshape([n]))),
+                None => Some(common::host(v.inner().reshape([n]))),
+                Some(g) => v.grad(g).map(|g| common::host(g.reshape([n]))),
             };
             self.1.extend(values.unwrap_or(vec![0.0; n]).into_iter().map(f64::from));
         }
@@ -295,7 +293,7 @@ fn flat_params<M: Module>(module: &M, grads: Option<&burn::tensor::Gradients>) -
 
 fn flat<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     let n = t.shape().num_elements();
-    params::download(t.reshape([n])).into_iter().map(f64::from).collect()
+    common::host(t.reshape([n])).into_iter().map(f64::from).collect()
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

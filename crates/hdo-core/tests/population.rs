@@ -9,7 +9,7 @@ use hdo_gossip::ProtocolConfig;
 
 fn flat_mean(exp: &Experiment) -> Vec<f32> {
     let all: Vec<usize> = (0..exp.population.len()).collect();
-    exp.population.mean_of(&all).into_iter().flat_map(params::download).collect()
+    exp.population.mean_of(&all).into_iter().flat_map(common::host).collect()
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn averaging_preserves_the_mean_and_does_not_increase_consensus() {
     for node in &exp.population.nodes[1..] {
         let other = params::collect(&node.model);
         for &i in &running {
-            assert_eq!(params::download(first[i].clone()), params::download(other[i].clone()));
+            assert_eq!(common::host(first[i].clone()), common::host(other[i].clone()));
         }
     }
 }
@@ -82,7 +82,7 @@ fn all_params(exp: &Experiment) -> Vec<Vec<f32>> {
     exp.population
         .nodes
         .iter()
-        .map(|n| params::collect(&n.model).into_iter().flat_map(params::download).collect())
+        .map(|n| params::collect(&n.model).into_iter().flat_map(common::host).collect())
         .collect()
 }
 
@@ -99,7 +99,7 @@ fn a_batched_average_gives_each_group_exactly_its_mean() {
     let train = exp.data.train.clone();
     exp.population.step(&[0, 1, 2, 3, 4], &train, 3, false).unwrap();
     let mean_of = |exp: &Experiment, g: &[usize]| -> Vec<f32> {
-        exp.population.mean_of(g).into_iter().flat_map(params::download).collect()
+        exp.population.mean_of(g).into_iter().flat_map(common::host).collect()
     };
     let before = all_params(&exp);
     let (g1, g2) = (vec![0, 3], vec![1, 2, 4]);

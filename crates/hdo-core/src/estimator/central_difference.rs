@@ -58,6 +58,6 @@ impl DifferenceRule for CentralDifference {
 
 impl Estimator for CentralDifference {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        Ok(difference_estimate(self, &input))
+        difference_estimate(self, &input)
     }
 }

@@ -108,6 +108,6 @@ impl DifferenceRule for Debiased {
 
 impl Estimator for Debiased {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        Ok(difference_estimate(self, &input))
+        difference_estimate(self, &input)
     }
 }

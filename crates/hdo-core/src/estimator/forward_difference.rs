@@ -54,6 +54,6 @@ impl DifferenceRule for ForwardDifference {
 
 impl Estimator for ForwardDifference {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
-        Ok(difference_estimate(self, &input))
+        difference_estimate(self, &input)
     }
 }

@@ -91,7 +91,7 @@ impl Estimator for ForwardGradient {
                 if first.is_none() {
                     first = Some((super::scalar(loss), ctx.batch_stats));
                 }
-                for (&(k, s), d) in chunk.iter().zip(params::download(dloss)) {
+                for (&(k, s), d) in chunk.iter().zip(params::download(dloss)?) {
                     coefficients[k as usize * blocks + b] = self.coefficient(input.layout, s, d);
                 }
             }

@@ -184,6 +184,43 @@ impl EstimatorKind {
         }
     }
 
+    /// Expected (forward, backward) passes of one step with `group`'s settings on a model with
+    /// `tensors` trainable tensors: what `forward_passes` / `backward_passes` will count. A
+    /// forward-mode pass (forward gradients) counts as one forward pass.
+    pub fn passes_per_step(self, group: &GroupConfig, tensors: usize) -> (f64, f64) {
+        let rv = group.rv as f64;
+        let blocks = match group.projection {
+            Projection::Global => 1.0,
+            Projection::PerTensor => tensors as f64,
+        };
+        match self {
+            EstimatorKind::Backprop | EstimatorKind::SimulatedForwardGradient => (1.0, 1.0),
+            EstimatorKind::ForwardDifference => (rv + 1.0, 0.0),
+            EstimatorKind::CentralDifference => (2.0 * rv + 1.0, 0.0),
+            // probes μ₁ and μ₂ at level 1 (probability 1 − c), else μ₁, μ_n, μ_{n+1}: 2 + c
+            EstimatorKind::Debiased => (1.0 + rv * (2.0 + group.debias_ratio), 0.0),
+            EstimatorKind::ForwardGradient => (rv * blocks, 0.0),
+        }
+    }
+
+    /// One line on what it computes (for `hdo list`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            EstimatorKind::Backprop => "minibatch gradient by reverse-mode autodiff (FO nodes)",
+            EstimatorKind::ForwardDifference => {
+                "[F(x+νu) − F(x)]/ν · u over rv directions (biased: estimates ∇F_ν)"
+            }
+            EstimatorKind::CentralDifference => "[F(x+νu) − F(x−νu)]/(2ν) · u (bias O(ν²))",
+            EstimatorKind::Debiased => {
+                "randomized-truncation telescoping differences, unbiased for ∇F"
+            }
+            EstimatorKind::ForwardGradient => "(u·∇F)·u with u·∇F by real forward mode",
+            EstimatorKind::SimulatedForwardGradient => {
+                "reference: backprop, then (u·g)·u (how the HDO authors simulated forward gradients)"
+            }
+        }
+    }
+
     /// Whether the estimator needs the model on an autodiff device.
     pub fn needs_autodiff(self) -> bool {
         matches!(self, EstimatorKind::Backprop | EstimatorKind::SimulatedForwardGradient)
@@ -229,30 +266,36 @@ pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
 /// pass ([`hdo_models::stacked`]); with a [`Batcher`], those stacks join other nodes' in one pass;
 /// otherwise one at a time. Estimators state which perturbations they need and stay unaware of
 /// how they are executed.
-pub(crate) fn perturbed_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
+pub(crate) fn perturbed_losses(
+    input: &StepInput<'_>,
+    probes: &[(u32, f32)],
+) -> Result<Vec<f32>, Error> {
     let joinable = input.model.can_stack() && !input.model.has_dropout();
     if let Some((node, batcher)) = input.batcher.filter(|_| joinable) {
         probes
             .chunks(input.stack.max(1))
-            .flat_map(|chunk| {
+            .map(|chunk| {
                 let stack = perturbed_stack(input.model, input.layout, input.noise, chunk);
                 batcher.losses(node, input.model, stack, input.batch)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat())
     } else if input.stack > 1 && input.model.can_stack() {
-        probes.chunks(input.stack).flat_map(|chunk| stacked_losses(input, chunk)).collect()
+        let chunks: Result<Vec<_>, _> =
+            probes.chunks(input.stack).map(|chunk| stacked_losses(input, chunk)).collect();
+        Ok(chunks?.concat())
     } else {
-        probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()
+        Ok(probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect())
     }
 }
 
 /// Losses of one stack of perturbed copies, evaluated together.
-fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Vec<f32> {
+fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Result<Vec<f32>, Error> {
     let stack = perturbed_stack(input.model, input.layout, input.noise, probes);
     let shared = StackInput::Shared(&input.batch.input);
     match input.model.forward_stacked(&stack, shared, &input.train_ctx()) {
         Some(logits) => download(stacked_cross_entropy(logits, &input.batch.targets)),
-        None => probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect(),
+        None => Ok(probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()),
     }
 }
 
@@ -275,13 +318,16 @@ pub trait DifferenceRule {
 
 /// The estimate of a [`DifferenceRule`]: one unperturbed pass (the reported loss and batch
 /// statistics), then the rule's probes.
-pub(crate) fn difference_estimate<R: DifferenceRule>(rule: &R, input: &StepInput<'_>) -> Estimate {
+pub(crate) fn difference_estimate<R: DifferenceRule>(
+    rule: &R,
+    input: &StepInput<'_>,
+) -> Result<Estimate, Error> {
     let (f0, batch_stats) = base_loss(input);
     let (plan, probes) = rule.plan(input.noise, input.layout);
-    let losses = perturbed_losses(input, &probes);
+    let losses = perturbed_losses(input, &probes)?;
     let coefficients = rule.coefficients(&plan, input.layout, f0, &losses);
     let passes = 1 + probes.len() as u64;
-    seeded(input, rule.directions(), 1, coefficients, f0, batch_stats, passes, 0)
+    Ok(seeded(input, rule.directions(), 1, coefficients, f0, batch_stats, passes, 0))
 }
 
 /// Package a seeded estimate.

@@ -26,7 +26,7 @@ impl Estimator for SimulatedForwardGradient {
         let Gradient::Dense(g) = exact.gradient else {
             return Err(Error::Device("backprop returned a seeded gradient".into()));
         };
-        let g: Vec<Vec<f32>> = g.into_iter().map(params::download).collect();
+        let g: Vec<Vec<f32>> = g.into_iter().map(params::download).collect::<Result<_, _>>()?;
         let infos: Vec<_> = input.layout.trainable().collect();
         let factor = self.direction.factor(input.layout);
         let blocks = match self.projection {

@@ -5,5 +5,5 @@ mod record;
 mod writer;
 
 pub use plot::{Curve, plot, plot_comparison};
-pub use record::Record;
+pub use record::{NodeEval, Record};
 pub use writer::{write_atomic, write_atomic_with, write_outputs};

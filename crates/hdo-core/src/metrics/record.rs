@@ -50,11 +50,41 @@ pub struct Record {
     pub zo_grad_cosine: Option<f64>,
     /// `[diagnostics]`: mean `‖G‖ / ‖∇F‖` of ZO estimates since the previous row.
     pub zo_grad_norm_ratio: Option<f64>,
+    /// Nodes still in the population (`on_divergence = "drop"` removes diverged ones); the
+    /// means above are over these. 0 in files written before this column existed.
+    #[serde(default)]
+    pub active_nodes: u64,
+    /// Diverged nodes restarted from their healthy peers' mean so far (`on_divergence = "reset"`).
+    #[serde(default)]
+    pub resets: u64,
+    /// With `metrics.per_node`: every node's evaluation (also written as `nodes.csv`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeEval>,
+}
+
+/// One node's validation result at one evaluation (`metrics.per_node`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeEval {
+    /// Node index (FO nodes first).
+    pub node: usize,
+    /// `fo` or `zo`.
+    pub kind: String,
+    /// Whether the node is still in the population (a dropped node is not evaluated).
+    pub active: bool,
+    /// Validation loss (absent for a dropped node).
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (absent for a dropped node).
+    pub val_acc: Option<f64>,
+}
+
+impl NodeEval {
+    /// Header of `nodes.csv`.
+    pub const CSV_HEADER: &'static str = "round,node,kind,active,val_loss,val_acc";
 }
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets";
 
     /// Read a line of `metrics.csv` whose columns are named by `header`. Numbers read back bit
     /// for bit (which `serde_json`'s float parser does not promise, hence CSV over JSONL).
@@ -87,7 +117,7 @@ impl Record {
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
@@ -108,7 +138,9 @@ impl Record {
             self.elapsed_s,
             self.train_s,
             o(self.zo_grad_cosine),
-            o(self.zo_grad_norm_ratio)
+            o(self.zo_grad_norm_ratio),
+            self.active_nodes,
+            self.resets
         )
     }
 }

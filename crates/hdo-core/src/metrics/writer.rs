@@ -1,7 +1,7 @@
 //! Writing outputs atomically: a temporary file in the same directory, then a rename, so a
 //! reader never sees a half-written file and an interrupted run leaves the previous version.
 
-use super::{Record, plot};
+use super::{NodeEval, Record, plot};
 use crate::error::Error;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -36,7 +36,8 @@ pub fn write_atomic_with(
     Ok(())
 }
 
-/// (Re)write `metrics.jsonl`, `metrics.csv` and `metrics.png` in `dir` from all records so far.
+/// (Re)write `metrics.jsonl`, `metrics.csv` and `metrics.png` in `dir` from all records so far,
+/// and `nodes.csv` when the records carry per-node evaluations.
 pub fn write_outputs(dir: &Path, title: &str, records: &[Record]) -> Result<(), Error> {
     let mut jsonl = String::new();
     let mut csv = format!("{}\n", Record::CSV_HEADER);
@@ -48,5 +49,23 @@ pub fn write_outputs(dir: &Path, title: &str, records: &[Record]) -> Result<(), 
     }
     write_atomic(&dir.join("metrics.jsonl"), jsonl.as_bytes())?;
     write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
+    if records.iter().any(|r| !r.nodes.is_empty()) {
+        let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let mut nodes = format!("{}\n", NodeEval::CSV_HEADER);
+        for r in records {
+            for e in &r.nodes {
+                nodes.push_str(&format!(
+                    "{},{},{},{},{},{}\n",
+                    r.round,
+                    e.node,
+                    e.kind,
+                    e.active,
+                    o(e.val_loss),
+                    o(e.val_acc)
+                ));
+            }
+        }
+        write_atomic(&dir.join("nodes.csv"), nodes.as_bytes())?;
+    }
     plot(&dir.join("metrics.png"), title, records)
 }

@@ -29,3 +29,8 @@ pub fn tiny(fo: usize, zo: usize, extra: &[&str]) -> ExperimentConfig {
     sets.extend(extra.iter().map(|s| s.to_string()));
     ExperimentConfig::from_toml("", &sets).expect("valid test config")
 }
+
+/// A flat tensor's values on the host (a failed download fails the test).
+pub fn host(t: burn::prelude::Tensor<1>) -> Vec<f32> {
+    hdo_core::params::download(t).expect("download a tensor")
+}

@@ -48,6 +48,14 @@ impl Default for ProtocolConfig {
 }
 
 impl ProtocolConfig {
+    /// Every `kind` with one line on it (`hdo list`).
+    pub const KINDS: [(&'static str, &'static str); 4] = [
+        ("matching", "every node steps, then a random perfect matching averages disjoint pairs"),
+        ("random_pair", "interactions of one random pair that steps and averages (HDO analysis)"),
+        ("all_reduce", "every node steps, then all nodes average (synchronous data parallel)"),
+        ("none", "every node steps, nobody communicates (independent training)"),
+    ];
+
     /// The protocol this config describes.
     pub fn build(&self) -> Box<dyn Protocol> {
         match self {

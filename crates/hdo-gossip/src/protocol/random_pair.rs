@@ -74,4 +74,40 @@ mod tests {
             assert!((5600..6400).contains(&c), "{c}");
         }
     }
+
+    /// Pearson's χ² of observed `counts` against equal expected counts.
+    fn chi_square(counts: &[u32]) -> f64 {
+        let expected = counts.iter().sum::<u32>() as f64 / counts.len() as f64;
+        counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum()
+    }
+
+    /// Every unordered pair is equally likely: χ² over the 10 pairs of 5 nodes, 20,000
+    /// interactions, against the 99.9% quantile of χ²(9 d.o.f.) = 27.88.
+    #[test]
+    fn pair_frequencies_pass_a_chi_square_test() {
+        const CRITICAL: f64 = 27.88;
+        let n = 5;
+        let index = |a: usize, b: usize| a * n + b;
+        let proto = RandomPair { interactions_per_round: Some(1000) };
+        let mut counts = vec![0u32; n * n];
+        for round in 0..20 {
+            for p in proto.plan(round, n, 3).phases {
+                counts[index(p.steps[0], p.steps[1])] += 1;
+            }
+        }
+        let pairs: Vec<u32> = (0..n)
+            .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+            .map(|(a, b)| counts[index(a, b)])
+            .collect();
+        assert_eq!(pairs.len(), 10);
+        assert_eq!(pairs.iter().sum::<u32>(), 20_000, "only a < b pairs occur");
+        let chi2 = chi_square(&pairs);
+        assert!(chi2 < CRITICAL, "χ² = {chi2} for {pairs:?}");
+        // the test has power: a sampler favouring every third pair is rejected
+        let mut skewed = pairs;
+        for (k, c) in skewed.iter_mut().enumerate() {
+            *c = if k % 3 == 0 { *c * 2 } else { *c / 2 };
+        }
+        assert!(chi_square(&skewed) > CRITICAL);
+    }
 }
