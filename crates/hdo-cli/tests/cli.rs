@@ -219,3 +219,118 @@ fn resume_continues_from_a_checkpoint_and_a_fresh_run_will_not_overwrite_it() {
     let err = String::from_utf8_lossy(&none.stderr);
     assert!(none.status.success() && err.contains("starting at round 0"), "{err}");
 }
+
+/// `hdo run CFG --out OUT -q ARGS…` in a fresh directory holding `tiny.toml`.
+fn run_tiny(dir: &std::path::Path, out: &str, args: &[&str]) -> std::process::Output {
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    hdo()
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(dir.join(out))
+        .arg("-q")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn dry_run_describes_every_run_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_tiny(dir.path(), "out", &["--dry-run", "--set", "seeds=[1,2]"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // two runs, each with its resolved config, population, parameters, traffic and passes
+    assert_eq!(
+        text.matches("population: 1 FO + 1 ZO nodes, protocol matching").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("seed = 2") && text.contains("7850 trainable parameters"), "{text}");
+    // matching of 2 nodes: one pair, 2 vectors of 7850 floats; passes: FO 1 + ZO rv + 1 = 3
+    assert!(
+        text.contains("62800 bytes of gossip") && text.contains("≈ 4.0 forward + 1.0 backward"),
+        "{text}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn a_fresh_run_into_a_non_empty_out_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/notes.txt"), "mine").unwrap();
+    let o = run_tiny(dir.path(), "out", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not empty") && err.contains("--force"), "{err}");
+    assert!(!dir.path().join("out/metrics.csv").exists());
+    let o = run_tiny(dir.path(), "out", &["--force", "--set", "metrics.per_node=true"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --force replaces hdo's outputs only; per_node adds nodes.csv (2 nodes × 3 evaluations)
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/notes.txt")).unwrap(), "mine");
+    let nodes = std::fs::read_to_string(dir.path().join("out/nodes.csv")).unwrap();
+    assert_eq!(nodes.lines().count(), 1 + 2 * 3, "{nodes}");
+    assert!(nodes.starts_with("round,node,kind,active,val_loss,val_acc\n0,0,fo,true,"), "{nodes}");
+    let o = run_tiny(dir.path(), "out", &["--force"]);
+    assert!(o.status.success() && !dir.path().join("out/nodes.csv").exists());
+}
+
+/// A metrics.csv without its wall-clock columns.
+fn without_times(csv: &str) -> Vec<String> {
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let keep: Vec<usize> = (0..header.len()).filter(|&i| !header[i].ends_with("_s")).collect();
+    csv.lines()
+        .map(|l| keep.iter().map(|&i| l.split(',').nth(i).unwrap()).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn jobs_run_a_sweep_in_processes_with_the_results_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = ["--set", "seeds=[1,2,3]"];
+    let one = run_tiny(dir.path(), "one", &sweep);
+    assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
+    let many = run_tiny(dir.path(), "many", &[&sweep[..], &["--jobs", "2"]].concat());
+    let err = String::from_utf8_lossy(&many.stderr);
+    assert!(many.status.success() && err.contains("3 runs in 2 processes"), "{err}");
+    for seed in 1..=3 {
+        let read = |d: &str| {
+            std::fs::read_to_string(dir.path().join(d).join(format!("seed{seed}/metrics.csv")))
+                .unwrap()
+        };
+        assert_eq!(without_times(&read("one")), without_times(&read("many")), "seed {seed}");
+    }
+    assert!(dir.path().join("many/summary.csv").exists());
+    let table = String::from_utf8_lossy(&many.stdout);
+    assert!(table.contains("1,2,3"), "{table}");
+}
+
+#[test]
+fn eval_restores_a_finished_run_and_list_names_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_tiny(dir.path(), "out", &["--set", "checkpoint_every=2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = hdo().arg("eval").arg(dir.path().join("out")).output().unwrap();
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert!(
+        text.contains("at round 4, 200 validation examples") && text.contains("mean model"),
+        "{text}"
+    );
+    // the mean model's accuracy is the run's last mean_model_val_acc
+    let csv = std::fs::read_to_string(dir.path().join("out/metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "mean_model_val_acc").unwrap();
+    let acc: f64 = csv.lines().last().unwrap().split(',').nth(col).unwrap().parse().unwrap();
+    assert!(text.contains(&format!("{:.2}%", 100.0 * acc)), "{text} vs {acc}");
+    // without a checkpoint: a clear error
+    let o = run_tiny(dir.path(), "plain", &[]);
+    assert!(o.status.success());
+    let e = hdo().arg("eval").arg(dir.path().join("plain")).output().unwrap();
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success() && err.contains("checkpoint_every"), "{err}");
+    let l = hdo().arg("list").output().unwrap();
+    let text = String::from_utf8_lossy(&l.stdout);
+    for name in ["logistic", "transformer", "debiased", "random_pair", "brackets"] {
+        assert!(text.contains(name), "{text}");
+    }
+}

@@ -565,7 +565,7 @@ impl ExperimentConfig {
                     return bad(key, format!("is {n}; must be in 1..={MAX_EXAMPLES}"));
                 }
             }
-            if self.data.seq_len.is_some_and(|l| l < 2 || l > 2 * MAX_BRACKETS_LEN + 2) {
+            if self.data.seq_len.is_some_and(|l| !(2..=2 * MAX_BRACKETS_LEN + 2).contains(&l)) {
                 return bad(
                     "data.seq_len",
                     format!("must be in 2..={} when set", 2 * MAX_BRACKETS_LEN + 2),
