@@ -21,8 +21,12 @@ use std::path::PathBuf;
   hdo bench --out bench.json              # step costs, peak memory, population scaling
   hdo bench --only average --device wgpu  # one part: steps, average, noise or scaling
   hdo compare --out runs/cmp 'FO=runs/fo/s0,runs/fo/s1' 'ZO rv 8=runs/zo8/s0,runs/zo8/s1'
+  hdo run experiments/fig2_logistic.toml --dry-run   # config, population, traffic, passes; no training
+  hdo run experiments/fig1_cnn.toml --jobs 2 --force # a sweep in 2 processes, replacing old outputs
+  hdo eval runs/fig1_cnn_estimators/1_fo/seed0        # a finished run's nodes from its checkpoint.bin
+  hdo list                                           # models, estimators, protocols, data sets
 
-Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png,\ncheckpoint.bin (with checkpoint_every); sweeps and hdo compare: summary.csv, comparison.png."
+Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png,\ncheckpoint.bin (with checkpoint_every), nodes.csv (with metrics.per_node); sweeps and hdo compare: summary.csv, comparison.png.\nReference: docs/configuration.md, docs/outputs.md."
 )]
 pub struct Cli {
     /// What to do.

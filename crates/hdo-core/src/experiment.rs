@@ -209,17 +209,17 @@ impl Experiment {
                 self.config.steps
             )));
         }
+        if let Some(&bad_id) = saved.run.dropped.iter().find(|&&i| i >= self.population.len()) {
+            return Err(bad(format!(
+                "it drops node {bad_id}, which this population does not have"
+            )));
+        }
         let layout = &self.population.layout;
         for (node, state) in self.population.nodes.iter().zip(&saved.nodes) {
             state.check(node, layout).map_err(bad)?;
         }
         for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
             state.restore(node).map_err(bad)?;
-        }
-        if let Some(&bad_id) = saved.run.dropped.iter().find(|&&i| i >= self.population.len()) {
-            return Err(bad(format!(
-                "it drops node {bad_id}, which this population does not have"
-            )));
         }
         self.active = (0..self.population.len()).map(|i| !saved.run.dropped.contains(&i)).collect();
         let round = saved.run.round;
@@ -452,7 +452,7 @@ impl Experiment {
     /// node's `(id, kind, evaluation)`, then the mean model's.
     pub fn evaluate_all(&self) -> (Vec<(usize, NodeKind, Evaluation)>, Evaluation) {
         let pop = &self.population;
-        let active: Vec<usize> = (0..pop.len()).filter(|&i| self.active[i]).collect();
+        let active = self.active_ids();
         let nodes = active
             .par_iter()
             .map(|&i| (i, pop.nodes[i].kind, evaluate(&pop.nodes[i].model, &self.validation)))
@@ -469,6 +469,11 @@ impl Experiment {
     /// Whether each node is still in the population (see `on_divergence`).
     pub fn active(&self) -> &[bool] {
         &self.active
+    }
+
+    /// The nodes still in the population, in order.
+    fn active_ids(&self) -> Vec<usize> {
+        (0..self.active.len()).filter(|&i| self.active[i]).collect()
     }
 
     /// The error for node `id` diverging at `round` with `loss`.
@@ -504,16 +509,12 @@ impl Experiment {
         elapsed_s: &dyn Fn() -> f64,
     ) -> Record {
         let pop = &self.population;
-        let active: Vec<usize> = (0..pop.len()).filter(|&i| self.active[i]).collect();
-        let evals: Vec<(NodeKind, Evaluation)> = active
-            .par_iter()
-            .map(|&i| (pop.nodes[i].kind, evaluate(&pop.nodes[i].model, &self.validation)))
-            .collect();
+        let (evaluated, mean_model) = self.evaluate_all();
         let nodes = if self.config.metrics.per_node {
-            let mut at = evals.iter();
+            let mut at = evaluated.iter();
             (0..pop.len())
                 .map(|i| {
-                    let e = if self.active[i] { at.next().map(|(_, e)| e) } else { None };
+                    let e = if self.active[i] { at.next().map(|(_, _, e)| e) } else { None };
                     NodeEval {
                         node: i,
                         kind: pop.nodes[i].kind.name().into(),
@@ -526,6 +527,8 @@ impl Experiment {
         } else {
             Vec::new()
         };
+        let evals: Vec<(NodeKind, Evaluation)> =
+            evaluated.iter().map(|&(_, kind, e)| (kind, e)).collect();
         let mean = |kind: Option<NodeKind>, f: fn(&Evaluation) -> f64| -> Option<f64> {
             let v: Vec<f64> = evals
                 .iter()
@@ -540,7 +543,6 @@ impl Experiment {
         let std = (evals.iter().map(|(_, e)| (e.loss - mean_loss).powi(2)).sum::<f64>()
             / evals.len().max(1) as f64)
             .sqrt();
-        let mean_model = evaluate(&pop.mean_model_of(&active), &self.validation);
         Record {
             round,
             parallel_time: totals.interactions / pop.len() as f64,
@@ -553,7 +555,7 @@ impl Experiment {
             std_val_loss: std,
             mean_model_val_loss: mean_model.loss,
             mean_model_val_acc: mean_model.accuracy,
-            consensus: pop.consensus_of(&active),
+            consensus: pop.consensus_of(&self.active_ids()),
             fo_val_loss: mean(Some(NodeKind::Fo), loss),
             fo_val_acc: mean(Some(NodeKind::Fo), acc),
             zo_val_loss: mean(Some(NodeKind::Zo), loss),
@@ -567,7 +569,7 @@ impl Experiment {
             train_s: totals.train_s,
             zo_grad_cosine: (totals.diag.2 > 0).then(|| totals.diag.0 / totals.diag.2 as f64),
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
-            active_nodes: active.len() as u64,
+            active_nodes: evaluated.len() as u64,
             resets: totals.resets,
             nodes,
         }

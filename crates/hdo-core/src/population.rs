@@ -139,13 +139,8 @@ impl Population {
         sum.into_iter().map(|s| s / k).collect()
     }
 
-    /// The model whose every float tensor is the population mean (on the plain device).
-    pub fn mean_model(&self) -> hdo_models::Model {
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.mean_model_of(&all)
-    }
-
-    /// The mean model of `members` (at least one).
+    /// The model whose every float tensor is the mean over `members` (at least one; on the
+    /// plain device).
     pub fn mean_model_of(&self, members: &[usize]) -> hdo_models::Model {
         let mean = self.mean_of(members);
         params::load(burn::module::Module::valid(&self.nodes[members[0]].model), &mean)

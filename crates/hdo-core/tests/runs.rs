@@ -409,3 +409,24 @@ fn stop_ends_the_run_without_recording_a_round_twice() {
     let rounds: Vec<u64> = run.records.iter().map(|r| r.round).collect();
     assert_eq!(rounds, [0, 1, 2, 3]);
 }
+
+/// `--dry-run`'s expected passes are the passes a run then counts in its first round, for every
+/// estimator whose count is not random (debiased's is an expectation).
+#[test]
+fn described_passes_per_round_are_the_counted_ones() {
+    for zo in [
+        &["zo.estimator=\"forward_difference\""][..],
+        &["zo.estimator=\"central_difference\""],
+        &["zo.estimator=\"forward_gradient\""],
+        &["zo.estimator=\"forward_gradient\"", "zo.projection=\"per_tensor\""],
+    ] {
+        let sets = [zo, &["steps=1", "eval_every=1", "protocol.kind=\"random_pair\""]].concat();
+        let mut exp = Experiment::new(common::tiny(2, 3, &sets)).unwrap();
+        let d = exp.describe();
+        let dir = tempfile::tempdir().unwrap();
+        let counted = exp.run(dir.path(), &mut |_| {}).unwrap().pop().unwrap();
+        assert_eq!(d.forward_per_round, counted.forward_passes as f64, "{zo:?}");
+        assert_eq!(d.backward_per_round, counted.backward_passes as f64, "{zo:?}");
+        assert!(d.backward_per_round > 0.0 && d.steps_per_round == 2 * 3, "{d:?}");
+    }
+}

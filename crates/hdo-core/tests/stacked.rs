@@ -14,7 +14,7 @@ use hdo_core::estimator::{
     direction_stack, perturbed, perturbed_stack, stacked_cross_entropy,
 };
 use hdo_core::noise::NoiseStream;
-use hdo_core::params::{self, Layout};
+use hdo_core::params::Layout;
 use hdo_core::{Experiment, ExperimentConfig};
 use hdo_datasets::mnist;
 use hdo_models::{
@@ -210,12 +210,7 @@ fn brackets_params(extra: &[&str], stack: usize) -> Vec<f32> {
     let all: Vec<usize> = (0..exp.population.len()).collect();
     exp.population.step(&all, &train, 0, false).unwrap();
     exp.population.step(&all, &train, 0, false).unwrap();
-    exp.population
-        .nodes
-        .iter()
-        .flat_map(|n| params::collect(&n.model))
-        .flat_map(common::host)
-        .collect()
+    common::all_params(&exp)
 }
 
 #[test]
@@ -334,14 +329,7 @@ fn a_stacked_population_trains_like_the_one_at_a_time_population() {
         );
         let dir = tempfile::tempdir().unwrap();
         let rows = exp.run(dir.path(), &mut |_| {}).unwrap();
-        let params: Vec<f32> = exp
-            .population
-            .nodes
-            .iter()
-            .flat_map(|n| params::collect(&n.model))
-            .flat_map(common::host)
-            .collect();
-        (rows, params)
+        (rows, common::all_params(&exp))
     };
     let ((one, p1), (stacked, p4)) = (run(1), run(4));
     let (a, b) = (one.last().unwrap(), stacked.last().unwrap());
@@ -456,14 +444,7 @@ fn a_population_batched_across_nodes_trains_like_node_by_node() {
             let mut exp = experiment(&keys, 2);
             let dir = tempfile::tempdir().unwrap();
             let rows = exp.run(dir.path(), &mut |_| {}).unwrap();
-            let params: Vec<f32> = exp
-                .population
-                .nodes
-                .iter()
-                .flat_map(|n| params::collect(&n.model))
-                .flat_map(common::host)
-                .collect();
-            (rows.last().unwrap().forward_passes, params)
+            (rows.last().unwrap().forward_passes, common::all_params(&exp))
         };
         let (node_by_node, batched) = (run(false), run(true));
         let what = format!("{} {estimator}", model[0]);

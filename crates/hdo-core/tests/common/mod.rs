@@ -34,3 +34,13 @@ pub fn tiny(fo: usize, zo: usize, extra: &[&str]) -> ExperimentConfig {
 pub fn host(t: burn::prelude::Tensor<1>) -> Vec<f32> {
     hdo_core::params::download(t).expect("download a tensor")
 }
+
+/// Every float of every node of `exp`, in node then layout order.
+pub fn all_params(exp: &hdo_core::Experiment) -> Vec<f32> {
+    exp.population
+        .nodes
+        .iter()
+        .flat_map(|n| hdo_core::params::collect(&n.model))
+        .flat_map(host)
+        .collect()
+}
