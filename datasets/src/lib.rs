@@ -5,6 +5,8 @@
 //!   directory, and an optional checksummed download.
 //! * [`brackets`]: the Brackets (Dyck-1) classification task — a seeded generator with uniform
 //!   positives and random plus hard negatives, the authors' JSON-lines format, tokenisation;
+//! * [`libsvm`]: the LIBSVM / svmlight text format (a9a, w8a, mushrooms, …), sparse rows made
+//!   dense, binary and multiclass labels, every bad line an error naming file and line;
 //! * [`split`]: HDO's data split (one copy of the training set per population, divided evenly
 //!   among its nodes) and the per-node sampler that draws each shard without replacement per epoch.
 //!
@@ -14,6 +16,7 @@ pub mod brackets;
 pub mod error;
 pub mod idx;
 pub mod images;
+pub mod libsvm;
 pub mod mnist;
 pub mod split;
 

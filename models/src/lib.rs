@@ -14,6 +14,7 @@ pub mod cnn;
 pub mod jvp;
 pub mod jvp_stacked;
 pub mod logistic;
+pub mod loss;
 pub mod mlp;
 pub mod stacked;
 pub mod transformer;
@@ -22,6 +23,7 @@ pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, CnnConfig};
 pub use jvp::Dual;
 pub use logistic::Logistic;
+pub use loss::Loss;
 pub use mlp::{Mlp, MlpConfig};
 pub use stacked::{LazyStack, Stack, StackInput};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
@@ -170,6 +172,22 @@ pub enum Model {
 }
 
 impl Model {
+    /// The loss it is trained and evaluated on.
+    pub fn loss(&self) -> Loss {
+        match self {
+            Model::Logistic(m) => m.loss,
+            _ => Loss::CrossEntropy,
+        }
+    }
+
+    /// The constant factor on its loss (1 but for `linear` with `scale`).
+    pub fn loss_scale(&self) -> f32 {
+        match self {
+            Model::Logistic(m) => m.loss_scale,
+            _ => 1.0,
+        }
+    }
+
     /// Class logits `[batch, classes]`.
     pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
         match self {
@@ -283,6 +301,17 @@ impl Model {
 pub enum ModelConfig {
     /// Logistic regression: flatten, one linear layer.
     Logistic {},
+    /// A linear model on the `loss` of choice: one score and the hinge loss (binary), or one
+    /// score per class and cross-entropy (the same as `logistic`).
+    Linear {
+        /// `hinge` or `cross_entropy`.
+        #[serde(default)]
+        loss: Loss,
+        /// A constant factor on the loss (default 1): scale-free methods (D-POEM) must not
+        /// notice it, tuned learning rates do.
+        #[serde(default = "one")]
+        scale: f64,
+    },
     /// MLP: flatten, hidden linear layers with ReLU.
     Mlp(MlpConfig),
     /// The HDO CNN.
@@ -293,8 +322,9 @@ pub enum ModelConfig {
 
 impl ModelConfig {
     /// Every `kind` with one line on it (`hdo list`).
-    pub const KINDS: [(&'static str, &'static str); 4] = [
+    pub const KINDS: [(&'static str, &'static str); 5] = [
         ("logistic", "multinomial logistic regression: flatten, one linear layer"),
+        ("linear", "flatten, one linear layer, `loss = \"hinge\"` (binary) or \"cross_entropy\""),
         ("mlp", "flatten, hidden linear layers with ReLU (`hidden`)"),
         ("cnn", "the HDO CNN: three 3×3 conv + BatchNorm + ReLU, two max-pools, dense layers"),
         (
@@ -316,6 +346,19 @@ impl ModelConfig {
             ModelConfig::Logistic {} => {
                 Model::Logistic(Logistic::new(image()?, shape.classes, device))
             }
+            ModelConfig::Linear { loss, scale } => {
+                let outputs = if *loss == Loss::Hinge { 1 } else { shape.classes };
+                if *loss == Loss::Hinge && shape.classes != 2 {
+                    return Err(format!(
+                        "the hinge loss is binary, but the data has {} classes; use \
+                         loss = \"cross_entropy\" or a binary task",
+                        shape.classes
+                    ));
+                }
+                let mut m = Logistic::with_loss(image()?, outputs, *loss, device);
+                m.loss_scale = *scale as f32;
+                Model::Logistic(m)
+            }
             ModelConfig::Mlp(c) => Model::Mlp(c.init(image()?, shape.classes, device)),
             ModelConfig::Cnn(c) => {
                 let [_, h, w] = image()?;
@@ -336,6 +379,16 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         match self {
             ModelConfig::Logistic {} => Ok(()),
+            ModelConfig::Linear { scale, .. } => {
+                if scale.is_finite() && *scale > 0.0 {
+                    Ok(())
+                } else {
+                    Err(ConfigProblem::new(
+                        "model.scale",
+                        format!("must be positive and finite, got {scale}"),
+                    ))
+                }
+            }
             ModelConfig::Mlp(c) => widths("model.hidden", &c.hidden),
             ModelConfig::Cnn(c) => {
                 widths("model.channels", &c.channels)?;
@@ -349,11 +402,16 @@ impl ModelConfig {
     pub fn name(&self) -> &'static str {
         match self {
             ModelConfig::Logistic {} => "logistic",
+            ModelConfig::Linear { .. } => "linear",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Cnn(_) => "cnn",
             ModelConfig::Transformer(_) => "transformer",
         }
     }
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Largest width, channel count or layer count a model option accepts: far above any model hdo

@@ -6,22 +6,38 @@
 
 use crate::jvp_stacked::{self, Duals};
 use crate::stacked::{self, Cursor, StackInput};
-use crate::{Dual, Input, flatten, flatten_dual, jvp};
+use crate::{Dual, Input, Loss, flatten, flatten_dual, jvp};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-/// `logits = flatten(x) · W + b`.
+/// `logits = flatten(x) · W + b`; also the `linear` model (one score per example with the hinge
+/// loss, one per class with cross-entropy).
 #[derive(Module, Debug)]
 pub struct Logistic {
-    /// The single linear layer (`[features, classes]`).
+    /// The single linear layer (`[features, outputs]`).
     pub linear: Linear,
+    /// What it is trained on.
+    #[module(skip)]
+    pub loss: Loss,
+    /// A constant factor on the loss (1; other values test scale invariance).
+    #[module(skip)]
+    pub loss_scale: f32,
 }
 
 impl Logistic {
-    /// A model for images of `image` (784 → 10 on MNIST).
-    pub fn new(image: [usize; 3], classes: usize, device: &Device) -> Self {
+    /// A model for images of `image` (784 → 10 on MNIST) with `outputs` scores.
+    pub fn new(image: [usize; 3], outputs: usize, device: &Device) -> Self {
+        Logistic::with_loss(image, outputs, Loss::CrossEntropy, device)
+    }
+
+    /// A linear model trained on `loss`.
+    pub fn with_loss(image: [usize; 3], outputs: usize, loss: Loss, device: &Device) -> Self {
         let features = image.iter().product();
-        Logistic { linear: LinearConfig::new(features, classes).init(device) }
+        Logistic {
+            linear: LinearConfig::new(features, outputs).init(device),
+            loss,
+            loss_scale: 1.0,
+        }
     }
 
     /// Logits `[batch, classes]`.

@@ -74,6 +74,15 @@ pub struct CompareArgs {
     /// Title of the plot.
     #[arg(long, default_value = "comparison")]
     pub title: String,
+    /// Horizontal axis: round, parallel_time or mib (MiB sent by gossip).
+    #[arg(long, default_value = "round")]
+    pub x: String,
+    /// Left panel: val_loss, train_loss, mean_model_loss, avg_iterate_loss, log10_consensus, …
+    #[arg(long, default_value = "val_loss")]
+    pub left: String,
+    /// Right panel: val_acc, log10_consensus, avg_iterate_acc, …
+    #[arg(long, default_value = "val_acc")]
+    pub right: String,
 }
 
 /// `hdo bench`.

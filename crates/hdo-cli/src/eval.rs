@@ -40,7 +40,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     println!(
         "{} at round {round}, {} validation examples",
         args.run.display(),
-        experiment.describe().validation_examples
+        experiment.describe()?.validation_examples
     );
     println!("{:>6} {:>4} {:>10} {:>9}", "node", "kind", "val loss", "val acc");
     for (id, kind, e) in &nodes {

@@ -79,7 +79,15 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
             runs.push(summary::load(label.trim(), Path::new(dir))?);
         }
     }
-    summary::write(&args.out, &args.title, &runs)?;
+    let metric = |flag: &str, name: &str| {
+        summary::Metric::parse(name).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let axes = summary::Axes {
+        x: metric("x", &args.x)?,
+        left: metric("left", &args.left)?,
+        right: metric("right", &args.right)?,
+    };
+    summary::write_with(&args.out, &args.title, &runs, axes)?;
     print!("{}", summary::table(&runs));
     println!("wrote {0}/summary.csv, {0}/comparison.png", args.out.display());
     Ok(())

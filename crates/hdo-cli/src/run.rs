@@ -153,7 +153,7 @@ fn dry_run(runs: &[RunSpec], dirs: &[PathBuf]) -> anyhow::Result<()> {
             .with_context(|| format!("{}setting up the experiment", label(i, spec, runs.len())))?;
         println!("# {}output {}", label(i, spec, runs.len()), dir.display());
         println!("{}", spec.config.to_toml());
-        println!("{}\n", experiment.describe());
+        println!("{}\n", experiment.describe()?);
     }
     println!("dry run: {} run(s), nothing trained or written", runs.len());
     Ok(())
@@ -174,12 +174,15 @@ fn train(
         config.population.zo,
         config.model.name(),
         experiment.population.layout.dim,
-        config.protocol.build().name(),
+        config.protocol.name(),
         config.steps,
         experiment.data.train.len(),
         experiment.data.validation.len(),
         dir.display()
     );
+    if let Some(graph) = experiment.graph() {
+        eprintln!("hdo: {label}{graph}");
+    }
     let from = if args.resume {
         experiment.resume(dir).with_context(|| format!("resuming {}", dir.display()))?
     } else {

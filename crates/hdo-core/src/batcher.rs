@@ -262,7 +262,7 @@ fn evaluate(group: &[&Request]) -> Result<Vec<f32>, Error> {
         .model
         .forward_stacked(&stack, StackInput::PerMember(&input), &ctx)
         .expect("only models with a stacked forward are batched across nodes");
-    crate::params::download(crate::estimator::stacked_cross_entropy(logits, &targets))
+    crate::params::download(crate::estimator::stacked_loss(&group[0].model, logits, &targets))
 }
 
 /// `[B, …]` repeated `k` times, member-major: `[k·B, …]`.

@@ -28,7 +28,7 @@ pub fn entries() -> Vec<Entry> {
         name: e.name(),
         summary: e.summary(),
     }));
-    out.extend(table("protocol.kind", &ProtocolConfig::KINDS));
+    out.extend(table("protocol.kind", ProtocolConfig::KINDS));
     out.extend(table("data.dataset", &DatasetKind::KINDS));
     out
 }
@@ -73,8 +73,12 @@ mod tests {
         assert!(entries.len() >= 4 + 6 + 4 + 2, "{entries:?}");
         for e in entries {
             let mut sets = vec![format!("{}=\"{}\"", e.key, e.name), "zo.nu=1e-2".into()];
-            if e.name == "transformer" {
-                sets.push("data.dataset=\"brackets\"".into());
+            match e.name {
+                "transformer" => sets.push("data.dataset=\"brackets\"".into()),
+                // HO-SGD workers are FO nodes
+                "hosgd" => sets.push("population.zo=0".into()),
+                "libsvm" => sets.push("data.train_file=\"a9a\"".into()),
+                _ => {}
             }
             let c = ExperimentConfig::from_toml("", &sets);
             assert!(c.is_ok(), "{}={}: {:?}", e.key, e.name, c.err());

@@ -42,6 +42,9 @@ pub struct RunState {
     /// Nodes that left the population (`on_divergence = "drop"`), in the order they left.
     #[serde(default)]
     pub dropped: Vec<usize>,
+    /// Each node's most recent training loss (what protocols may look at).
+    #[serde(default)]
+    pub losses: Vec<f32>,
 }
 
 /// Running counters of a run.
@@ -75,6 +78,10 @@ pub struct NodeState {
     pub tensors: Vec<Vec<f32>>,
     /// Momentum buffers, one per trainable tensor (empty before the first step).
     pub velocity: Vec<Option<Vec<f32>>>,
+    /// D-POEM: radius proxy, squared-gradient sum, iterate weight.
+    pub dog: (f64, f64, f64),
+    /// D-POEM: the radius-weighted sum of iterates, every float tensor (empty if none).
+    pub iterate: Vec<Vec<f32>>,
 }
 
 /// A run's whole state.
@@ -86,6 +93,8 @@ pub struct Checkpoint {
     pub run: RunState,
     /// The nodes, in population order.
     pub nodes: Vec<NodeState>,
+    /// The protocol's auxiliary vectors, every float tensor flat.
+    pub aux: Vec<Vec<Vec<f32>>>,
 }
 
 /// The header: the state without the tensors, whose lengths it records instead. TOML rather than
@@ -96,6 +105,8 @@ struct Header {
     config: String,
     run: RunState,
     nodes: Vec<NodeHeader>,
+    #[serde(default)]
+    aux: Vec<Vec<usize>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,6 +115,10 @@ struct NodeHeader {
     sampler: (u64, usize),
     tensors: Vec<usize>,
     velocity: Vec<Buffer>,
+    #[serde(default)]
+    dog: (f64, f64, f64),
+    #[serde(default)]
+    iterate: Vec<usize>,
 }
 
 /// A momentum buffer's length; absent before the tensor's first step (TOML has no null).
@@ -129,6 +144,8 @@ impl NodeState {
                 .iter()
                 .map(|v| v.clone().map(host).transpose())
                 .collect::<Result<_, _>>()?,
+            dog: (node.dog.radius, node.dog.sum_sq, node.dog.weight),
+            iterate: node.dog.iterate_sum.iter().cloned().map(host).collect::<Result<_, _>>()?,
         };
         // a tensor that failed to download would otherwise only be noticed when resuming
         state.check(node, layout).map_err(|e| format!("cannot save {e}"))?;
@@ -175,6 +192,12 @@ impl NodeState {
                 trainable[l]
             ));
         }
+        if !self.iterate.is_empty()
+            && (self.iterate.len() != layout.tensors.len()
+                || self.iterate.iter().zip(&layout.tensors).any(|(v, t)| v.len() != t.numel))
+        {
+            return Err(format!("node {id}: its averaged iterate does not fit the model"));
+        }
         if self.sampler.1 > node.sampler.len() {
             return Err(format!(
                 "node {id}: sampler position {} is past the end of its shard of {} examples",
@@ -199,7 +222,10 @@ impl NodeState {
             let velocity =
                 self.velocity.into_iter().map(|v| v.map(|v| params::upload(v, &device))).collect();
             node.optimizer.set_velocity(velocity);
+            node.dog.iterate_sum =
+                self.iterate.into_iter().map(|v| params::upload(v, &device)).collect();
         }
+        (node.dog.radius, node.dog.sum_sq, node.dog.weight) = self.dog;
         node.steps = self.steps;
         Ok(())
     }
@@ -229,11 +255,16 @@ impl Checkpoint {
         w.write_all(text.as_bytes())?;
         let mut buf = Vec::new();
         for n in &self.nodes {
-            for v in n.tensors.iter().chain(n.velocity.iter().flatten()) {
+            for v in n.tensors.iter().chain(n.velocity.iter().flatten()).chain(&n.iterate) {
                 buf.clear();
                 buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
                 w.write_all(&buf)?;
             }
+        }
+        for v in self.aux.iter().flatten() {
+            buf.clear();
+            buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            w.write_all(&buf)?;
         }
         let digest = w.hash.finalize();
         w.inner.write_all(&digest)
@@ -256,8 +287,11 @@ impl Checkpoint {
                         .iter()
                         .map(|v| Buffer { len: v.as_ref().map(Vec::len) })
                         .collect(),
+                    dog: n.dog,
+                    iterate: n.iterate.iter().map(Vec::len).collect(),
                 })
                 .collect(),
+            aux: self.aux.iter().map(|a| a.iter().map(Vec::len).collect()).collect(),
         };
         let text = toml::to_string(&header).map_err(|e| corrupt(path, e.to_string()))?;
         Ok(text)
@@ -308,15 +342,28 @@ impl Checkpoint {
                 .iter()
                 .map(|b| b.len.map(&mut floats).transpose())
                 .collect::<Result<_, _>>()?;
-            nodes.push(NodeState { steps: n.steps, sampler: n.sampler, tensors, velocity });
+            let iterate = n.iterate.iter().map(|&k| floats(k)).collect::<Result<_, _>>()?;
+            nodes.push(NodeState {
+                steps: n.steps,
+                sampler: n.sampler,
+                tensors,
+                velocity,
+                dog: n.dog,
+                iterate,
+            });
         }
+        let aux = header
+            .aux
+            .iter()
+            .map(|a| a.iter().map(|&k| floats(k)).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<_, _>>()?;
         if at != body.len() {
             return Err(corrupt(
                 path,
                 format!("{} unexpected bytes after the data", body.len() - at),
             ));
         }
-        Ok(Checkpoint { config: header.config, run: header.run, nodes })
+        Ok(Checkpoint { config: header.config, run: header.run, nodes, aux })
     }
 }
 
@@ -386,14 +433,19 @@ mod tests {
                     sampler: (0, 32),
                     tensors: vec![vec![1.0, -2.5], vec![f32::MIN_POSITIVE]],
                     velocity: vec![None, Some(vec![0.25])],
+                    dog: (0.5, 2.0, 1.5),
+                    iterate: vec![vec![0.75, 1.0], vec![3.0]],
                 },
                 NodeState {
                     steps: 1,
                     sampler: (3, 0),
                     tensors: vec![vec![], vec![7.0]],
                     velocity: vec![],
+                    dog: (0.0, 0.0, 0.0),
+                    iterate: vec![],
                 },
             ],
+            aux: vec![vec![vec![9.0, 8.0], vec![]]],
         }
     }
 

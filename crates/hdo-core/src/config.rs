@@ -85,7 +85,7 @@ impl Default for ExperimentConfig {
             population: PopulationConfig::default(),
             fo: GroupConfig::default(),
             zo: GroupConfig::default(),
-            protocol: ProtocolConfig::Matching {},
+            protocol: ProtocolConfig::default(),
             model: ModelConfig::Logistic {},
             data: DataConfig::default(),
             device: DeviceChoice::Cpu,
@@ -208,32 +208,44 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
         });
     }
     let (data, d) = (&c.data, DataConfig::default());
-    let (foreign, this, owner) = match data.dataset {
-        DatasetKind::Mnist => (
-            vec![
-                ("brackets", data.brackets != d.brackets),
-                ("train_file", data.train_file.is_some()),
-                ("validation_file", data.validation_file.is_some()),
-                ("seq_len", data.seq_len.is_some()),
-                ("pad_to", data.pad_to != d.pad_to),
-            ],
-            "mnist",
-            "brackets",
-        ),
-        DatasetKind::Brackets => (
-            vec![
-                ("dir", data.dir.is_some()),
-                ("download", data.download),
-                ("validation", data.validation != d.validation),
-            ],
-            "brackets",
-            "mnist",
-        ),
-    };
-    if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
+    use DatasetKind::{Brackets, Libsvm, Mnist};
+    let owned: [(&str, bool, &[DatasetKind]); 11] = [
+        ("brackets", data.brackets != d.brackets, &[Brackets]),
+        ("seq_len", data.seq_len.is_some(), &[Brackets]),
+        ("pad_to", data.pad_to != d.pad_to, &[Brackets]),
+        ("train_file", data.train_file.is_some(), &[Brackets, Libsvm]),
+        ("validation_file", data.validation_file.is_some(), &[Brackets, Libsvm]),
+        ("dir", data.dir.is_some(), &[Mnist]),
+        ("download", data.download, &[Mnist]),
+        ("validation", data.validation != d.validation, &[Mnist]),
+        ("binary", data.binary, &[Mnist]),
+        ("validation_fraction", data.validation_fraction != d.validation_fraction, &[Libsvm]),
+        ("features", data.features.is_some(), &[Libsvm]),
+    ];
+    if let Some((key, _, owners)) =
+        owned.iter().find(|(_, set, owners)| *set && !owners.contains(&data.dataset))
+    {
+        let names: Vec<String> = owners.iter().map(|o| format!("\"{}\"", o.name())).collect();
         return Err(Error::Config {
             key: format!("data.{key}"),
-            problem: format!("applies to data.dataset = \"{owner}\" only, not to \"{this}\""),
+            problem: format!(
+                "applies to data.dataset = {} only, not to \"{}\"",
+                names.join(" or "),
+                data.dataset.name()
+            ),
+        });
+    }
+    if data.dataset == Libsvm && data.train_file.is_none() {
+        return Err(Error::Config {
+            key: "data.train_file".into(),
+            problem: "data.dataset = \"libsvm\" needs the training file (LIBSVM text format)"
+                .into(),
+        });
+    }
+    if !(data.validation_fraction > 0.0 && data.validation_fraction < 1.0) {
+        return Err(Error::Config {
+            key: "data.validation_fraction".into(),
+            problem: format!("must be in (0, 1), got {}", data.validation_fraction),
         });
     }
     Ok(())
@@ -308,6 +320,8 @@ pub enum DatasetKind {
     Mnist,
     /// Brackets: is a `(`/`)` string correctly bracketed?
     Brackets,
+    /// A LIBSVM / svmlight text file (a9a, w8a, mushrooms, …).
+    Libsvm,
 }
 
 /// `[data]`.
@@ -328,10 +342,18 @@ pub struct DataConfig {
     pub eval_batch: usize,
     /// Brackets generator settings (`[data.brackets]`).
     pub brackets: hdo_datasets::BracketsConfig,
-    /// Brackets: training examples from this JSON-lines file instead of the generator.
+    /// Brackets: training examples from this JSON-lines file instead of the generator. LIBSVM:
+    /// the training file (required).
     pub train_file: Option<PathBuf>,
-    /// Brackets: validation examples from this JSON-lines file instead of the generator.
+    /// Brackets: validation examples from this JSON-lines file instead of the generator. LIBSVM:
+    /// the validation file (else `validation_fraction` of the training file is held out).
     pub validation_file: Option<PathBuf>,
+    /// MNIST: the binary task digits 0–4 (class 0) against 5–9 (class 1).
+    pub binary: bool,
+    /// LIBSVM without `validation_file`: the fraction of training rows held out (seeded).
+    pub validation_fraction: f64,
+    /// LIBSVM: feature count (default: the largest index in the files).
+    pub features: Option<usize>,
     /// Brackets: tokens per sequence (default `2·max_len + 2`, the authors' 514).
     pub seq_len: Option<usize>,
     /// Brackets: pad every sequence to `seq_len` (`fixed`), or each batch to its longest string
@@ -362,6 +384,9 @@ impl Default for DataConfig {
             brackets: hdo_datasets::BracketsConfig::default(),
             train_file: None,
             validation_file: None,
+            binary: false,
+            validation_fraction: 0.2,
+            features: None,
             seq_len: None,
             pad_to: PadTo::Fixed,
         }
@@ -391,10 +416,16 @@ pub enum NodeKind {
 
 impl DatasetKind {
     /// Every `dataset` with one line on it (`hdo list`).
-    pub const KINDS: [(&'static str, &'static str); 2] = [
+    pub const KINDS: [(&'static str, &'static str); 3] = [
         ("mnist", "MNIST digits: a 10k split bundled in the binary, or the full set from data.dir"),
         ("brackets", "is a ( ) string correctly bracketed? generated from a seed, or JSON lines"),
+        ("libsvm", "LIBSVM text files (train_file, validation_file or validation_fraction)"),
     ];
+
+    /// Config name.
+    pub fn name(self) -> &'static str {
+        Self::KINDS[self as usize].0
+    }
 }
 
 impl NodeKind {
@@ -529,12 +560,57 @@ impl ExperimentConfig {
             }
         }
         self.model.validate().map_err(|p| Error::Config { key: p.key, problem: p.problem })?;
-        if let ProtocolConfig::RandomPair { interactions_per_round: Some(0) } = self.protocol {
+        if let ModelConfig::Linear { loss: hdo_models::Loss::Hinge, .. } = self.model {
+            for (k, g) in [("fo", &self.fo), ("zo", &self.zo)] {
+                let est = g.estimator.unwrap_or(EstimatorKind::Backprop);
+                if est == EstimatorKind::ForwardGradient {
+                    return bad(
+                        &format!("{k}.estimator"),
+                        "forward_gradient differentiates the cross-entropy in forward mode; the \
+                         hinge loss has no forward-mode rule yet: use a difference estimator"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if self.protocol.first_order_workers() && self.population.zo > 0 {
             return bad(
-                "protocol.interactions_per_round",
-                "must be at least 1 (0 would train nothing); leave it unset for ⌈n/2⌉".into(),
+                "population.zo",
+                format!(
+                    "{} workers compute first-order gradients (HO-SGD: every τ iterations), \
+                         which ZO nodes cannot: put all {} workers in population.fo (their ZO \
+                         iterations use the [zo] estimator)",
+                    self.protocol.name(),
+                    self.population.fo + self.population.zo
+                ),
             );
         }
+        if self.protocol.initial_radius().is_some() {
+            let est = self.zo.estimator.unwrap_or(EstimatorKind::ForwardDifference);
+            if self.population.zo > 0
+                && !matches!(
+                    est,
+                    EstimatorKind::CentralDifference
+                        | EstimatorKind::ForwardDifference
+                        | EstimatorKind::Debiased
+                )
+            {
+                return bad(
+                    "zo.estimator",
+                    format!(
+                        "{} sets each node's smoothing radius from its radius proxy, so it \
+                             needs a difference estimator (central_difference, as the paper), \
+                             not {}",
+                        self.protocol.name(),
+                        est.name()
+                    ),
+                );
+            }
+        }
+        self.protocol.validate().map_err(|e| match e {
+            hdo_gossip::GossipError::Config { key, problem } => Error::Config { key, problem },
+            other => Error::Config { key: "protocol".into(), problem: other.to_string() },
+        })?;
         if self.population.fo > MAX_NODES || self.population.zo > MAX_NODES {
             return bad(
                 "population",
@@ -770,7 +846,7 @@ mod tests {
         .unwrap();
         assert_eq!((c.population.fo, c.population.zo, c.zo.rv), (2, 3, 64));
         assert_eq!(c.data.dir, Some(PathBuf::from("/tmp/mnist")));
-        assert_eq!(c.protocol, ProtocolConfig::AllReduce {});
+        assert_eq!(c.protocol, ProtocolConfig::AllReduce(Default::default()));
         assert_eq!(c.fo.estimator, Some(EstimatorKind::Backprop));
         assert_eq!(c.zo.momentum_style, Some(MomentumStyle::Ema));
         // the resolved config round-trips through TOML

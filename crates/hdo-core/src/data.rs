@@ -3,7 +3,7 @@
 use crate::config::{DataConfig, DatasetKind, PadTo};
 use crate::error::Error;
 use burn::prelude::*;
-use hdo_datasets::{ImageSet, TokenSet, brackets, mnist};
+use hdo_datasets::{ImageSet, TokenSet, brackets, libsvm, mnist};
 use hdo_models::{DataShape, Input, InputShape};
 
 /// A minibatch on a device.
@@ -65,8 +65,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Load the data set a config names: MNIST bundled, from a directory or downloaded first;
-    /// Brackets generated from its seed or read from the authors' JSON-lines files.
+    /// Load the data set a config names: MNIST bundled, from a directory or downloaded first
+    /// (optionally as the binary task 0–4 against 5–9); Brackets generated from its seed or read
+    /// from the authors' JSON-lines files; LIBSVM text files.
     pub fn load(config: &DataConfig) -> Result<Dataset, Error> {
         match config.dataset {
             DatasetKind::Mnist => {
@@ -79,9 +80,32 @@ impl Dataset {
                     }
                     None => mnist::bundled(config.validation)?,
                 };
+                let (mut train, mut validation) = (split.train, split.validation);
+                if config.binary {
+                    for set in [&mut train, &mut validation] {
+                        set.labels.iter_mut().for_each(|l| *l = u8::from(*l >= 5));
+                        set.classes = 2;
+                    }
+                }
                 Ok(Dataset {
-                    train: Examples::Images(split.train),
-                    validation: Examples::Images(split.validation),
+                    train: Examples::Images(train),
+                    validation: Examples::Images(validation),
+                })
+            }
+            DatasetKind::Libsvm => {
+                let train = config.train_file.as_deref().ok_or_else(|| Error::Config {
+                    key: "data.train_file".into(),
+                    problem: "data.dataset = \"libsvm\" needs the training file".into(),
+                })?;
+                let (train, validation) = libsvm::load(
+                    train,
+                    config.validation_file.as_deref(),
+                    config.validation_fraction,
+                    config.features,
+                )?;
+                Ok(Dataset {
+                    train: Examples::Images(train),
+                    validation: Examples::Images(validation),
                 })
             }
             DatasetKind::Brackets => {

@@ -1,14 +1,14 @@
 //! Validation loss and accuracy of a model.
 
 use crate::data::ValidationSet;
-use crate::estimator::cross_entropy;
+use crate::estimator::loss;
 use burn::module::Module;
-use hdo_models::{ForwardCtx, Model};
+use hdo_models::{ForwardCtx, Loss, Model};
 
 /// Mean loss and accuracy on a validation set.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evaluation {
-    /// Mean cross-entropy.
+    /// Mean loss (the model's: cross-entropy, or hinge).
     pub loss: f64,
     /// Fraction classified correctly.
     pub accuracy: f64,
@@ -25,7 +25,12 @@ pub fn evaluate(model: &Model, validation: &ValidationSet) -> Evaluation {
     for (i, b) in validation.batches.iter().enumerate() {
         let n = b.targets.dims()[0];
         let logits = model.forward(&b.input, &mut ForwardCtx::eval());
-        let hits = logits.clone().argmax(1).reshape([n]).equal(b.targets.clone());
+        let predicted = match model.loss() {
+            // one score: class 1 when positive
+            Loss::Hinge => logits.clone().reshape([n]).greater_elem(0.0).int(),
+            Loss::CrossEntropy => logits.clone().argmax(1).reshape([n]),
+        };
+        let hits = predicted.equal(b.targets.clone());
         if let Some(hard) = validation.hard.as_ref().map(|h| &h[i]) {
             let flags = hits
                 .clone()
@@ -41,7 +46,7 @@ pub fn evaluate(model: &Model, validation: &ValidationSet) -> Evaluation {
             }
         }
         correct += hits.int().sum().into_scalar::<i64>();
-        loss_sum += cross_entropy(logits, &b.targets).into_scalar::<f32>() as f64 * n as f64;
+        loss_sum += loss(&model, logits, &b.targets).into_scalar::<f32>() as f64 * n as f64;
     }
     let n = validation.len.max(1) as f64;
     Evaluation {

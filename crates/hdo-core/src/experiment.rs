@@ -12,10 +12,10 @@ use crate::optimizer::Optimizer;
 use crate::params::{self, Layout};
 use crate::population::Population;
 use crate::schedule::LrSchedule;
-use crate::{device, init};
+use crate::{apply, device, init};
 use burn::module::Module;
 use hdo_datasets::{ShardSampler, hdo_split};
-use hdo_gossip::Protocol;
+use hdo_gossip::{Context, Kind, Op, Oracle, Protocol, Round, Rule, Smoothing};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -67,6 +67,10 @@ pub struct Experiment {
     active: Vec<bool>,
     /// Fault injection: `(node, round)` whose parameters become NaN before that round's steps.
     fault: Option<(usize, u64)>,
+    /// Each node's kind, as protocols see it.
+    kinds: Vec<Kind>,
+    /// Each node's most recent training loss (NaN before its first step).
+    losses: Vec<f32>,
 }
 
 impl Experiment {
@@ -129,9 +133,10 @@ impl Experiment {
                     batched: g.batch_nodes && !needs_ad,
                     steps: 0,
                     device,
+                    dog: Default::default(),
                 }
             })
-            .collect();
+            .collect::<Vec<Node>>();
         let estimators = [NodeKind::Fo, NodeKind::Zo].map(|k| {
             let g = config.group(k);
             g.estimator.unwrap_or(crate::estimator::EstimatorKind::Backprop).build(g)
@@ -142,12 +147,45 @@ impl Experiment {
             config.data.eval_batch,
             &plain,
         );
-        let protocol = config.protocol.build();
-        let active = vec![true; n_fo + n_zo];
+        let n = n_fo + n_zo;
+        let protocol = config.protocol.build(n, gossip_seed(config.seed)).map_err(gossip_error)?;
+        let origin = params::collect(&base);
+        let mut nodes = nodes;
+        if let Some(r_epsilon) = config.protocol.initial_radius() {
+            // DoG's start r_ε = α(1 + ‖x_0‖)
+            let mut sq = 0f64;
+            for (info, t) in layout.tensors.iter().zip(&origin) {
+                if info.trainable.is_some() {
+                    sq += params::download(t.clone().powi_scalar(2).sum())?[0] as f64;
+                }
+            }
+            for node in &mut nodes {
+                node.dog.radius = r_epsilon * (1.0 + sq.sqrt());
+            }
+        }
+        let kinds = nodes
+            .iter()
+            .map(|node| match node.kind {
+                NodeKind::Fo => Kind::First,
+                NodeKind::Zo => Kind::Zeroth,
+            })
+            .collect();
+        let aux = vec![origin.clone(); protocol.aux_vectors()];
+        let groups = [config.fo.clone(), config.zo.clone()];
         Ok(Experiment {
-            active,
+            active: vec![true; n],
             fault: None,
-            population: Population { nodes, layout, estimators },
+            kinds,
+            losses: vec![f32::NAN; n],
+            population: Population {
+                nodes,
+                layout,
+                estimators,
+                groups,
+                pending: vec![None; n],
+                aux,
+                origin,
+            },
             data,
             validation,
             protocol,
@@ -218,8 +256,25 @@ impl Experiment {
         for (node, state) in self.population.nodes.iter().zip(&saved.nodes) {
             state.check(node, layout).map_err(bad)?;
         }
+        if saved.aux.len() != self.population.aux.len()
+            || saved.aux.iter().any(|a| {
+                a.len() != layout.tensors.len()
+                    || a.iter().zip(&layout.tensors).any(|(v, t)| v.len() != t.numel)
+            })
+        {
+            return Err(bad("its protocol's auxiliary vectors do not fit this run".into()));
+        }
         for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
             state.restore(node).map_err(bad)?;
+        }
+        let device = self.population.plain_device();
+        self.population.aux = saved
+            .aux
+            .into_iter()
+            .map(|a| a.into_iter().map(|v| params::upload(v, &device)).collect())
+            .collect();
+        if saved.run.losses.len() == self.losses.len() {
+            self.losses = saved.run.losses.clone();
         }
         self.active = (0..self.population.len()).map(|i| !saved.run.dropped.contains(&i)).collect();
         let round = saved.run.round;
@@ -261,10 +316,13 @@ impl Experiment {
             None => None,
         };
         write_atomic(&out.join("config.toml"), self.config.to_toml().as_bytes())?;
+        if let Some(graph) = self.graph() {
+            let text = toml::to_string(&graph)
+                .map_err(|e| Error::Run { path: out.join("graph.toml"), problem: e.to_string() })?;
+            write_atomic(&out.join("graph.toml"), text.as_bytes())?;
+        }
         let cfg = self.config.clone();
         let n = self.population.len();
-        let message_bytes = self.population.layout.total_numel() * 4;
-        let gossip_seed = gossip_seed(cfg.seed);
         let title = format!(
             "{} — {} FO + {} ZO, {}",
             cfg.name,
@@ -273,8 +331,9 @@ impl Experiment {
             self.protocol.name()
         );
         let start = Instant::now();
-        let RunState { round: first, mut totals, loss, elapsed_s, mut records, mut dropped } =
-            resumed.unwrap_or_default();
+        let RunState {
+            round: first, mut totals, loss, elapsed_s, mut records, mut dropped, ..
+        } = resumed.unwrap_or_default();
         let elapsed = || elapsed_s + start.elapsed().as_secs_f64();
         if records.is_empty() {
             records.push(self.record(0, &totals, None, &elapsed));
@@ -292,16 +351,54 @@ impl Experiment {
                 let model = self.population.nodes[node].model.clone();
                 self.population.nodes[node].model = params::map(model, |_, t| t * f32::NAN);
             }
-            let schedule = self.protocol.plan(round, n, gossip_seed);
+            let plan = self.plan(round)?;
             let (mut round_sum, mut round_count) = (0.0f64, 0u64);
-            for phase in &schedule.phases {
-                let diagnose =
-                    cfg.diagnostics.every > 0 && (round + 1) % cfg.diagnostics.every == 0;
-                let steps: Vec<usize> =
-                    phase.steps.iter().copied().filter(|&i| self.active[i]).collect();
-                let reports = self.population.step(&steps, &self.data.train, cfg.seed, diagnose)?;
+            let diagnose = cfg.diagnostics.every > 0 && (round + 1) % cfg.diagnostics.every == 0;
+            for op in &plan.ops {
+                if op.communicates() && round < cfg.local_rounds {
+                    continue;
+                }
+                let op = apply::restrict(op, &self.active);
+                // (step reports, nodes whose parameters a local update changed)
+                let (reports, updated) = match &op {
+                    Op::Step { nodes, oracle: Oracle::Own } => {
+                        let r =
+                            self.population.step(nodes, &self.data.train, cfg.seed, diagnose)?;
+                        (r, nodes.clone())
+                    }
+                    Op::Step { nodes, oracle } => {
+                        let train = &self.data.train;
+                        let r = self.population.estimate(
+                            nodes,
+                            *oracle,
+                            Smoothing::Configured,
+                            train,
+                            cfg.seed,
+                            diagnose,
+                        )?;
+                        self.population.apply_pending(nodes, Rule::Optimizer)?;
+                        (r, nodes.clone())
+                    }
+                    Op::Estimate { nodes, oracle, smoothing } => {
+                        let train = &self.data.train;
+                        let r = self
+                            .population
+                            .estimate(nodes, *oracle, *smoothing, train, cfg.seed, diagnose)?;
+                        (r, Vec::new())
+                    }
+                    Op::Apply { nodes, rule } => {
+                        self.population.apply_pending(nodes, *rule)?;
+                        (Vec::new(), nodes.clone())
+                    }
+                    other => {
+                        totals.bytes += 4 * other.values_sent(&self.population);
+                        self.population.execute(other)?;
+                        continue;
+                    }
+                };
                 let mut diverged: Vec<(usize, f32)> = Vec::new();
                 for (id, r) in reports {
+                    self.losses[id] = r.loss;
                     if !r.loss.is_finite() || r.loss as f64 > cfg.max_loss {
                         diverged.push((id, r.loss));
                         continue;
@@ -318,7 +415,7 @@ impl Experiment {
                 if cfg.on_divergence != DivergencePolicy::Stop {
                     // a step can leave non-finite parameters behind a finite loss: they must not
                     // reach a peer by gossip either
-                    for &id in &steps {
+                    for &id in &updated {
                         if !diverged.iter().any(|&(d, _)| d == id) && !self.population.is_finite(id)
                         {
                             diverged.push((id, f32::NAN));
@@ -341,6 +438,8 @@ impl Experiment {
                     return Err(self.diverged(id, round, loss));
                 }
                 for &(id, loss) in &diverged {
+                    // a diverged estimate must not be shared or applied
+                    self.population.pending[id] = None;
                     let kind = self.population.nodes[id].kind.name();
                     let action = match cfg.on_divergence {
                         DivergencePolicy::Reset => {
@@ -368,18 +467,8 @@ impl Experiment {
                     write_outputs(out, &title, &records)?;
                     return Err(self.diverged(id, round, loss));
                 }
-                if round >= cfg.local_rounds {
-                    let groups: Vec<Vec<usize>> = phase
-                        .groups
-                        .iter()
-                        .map(|g| g.iter().copied().filter(|&i| self.active[i]).collect())
-                        .collect();
-                    self.population.average(&groups);
-                    let sent = hdo_gossip::Phase { steps: Vec::new(), groups }.vectors_sent();
-                    totals.bytes += (sent * message_bytes as f64) as u64;
-                }
             }
-            totals.interactions += schedule.interactions;
+            totals.interactions += plan.interactions;
             totals.train_s += round_start.elapsed().as_secs_f64();
             loss_sum += round_sum;
             loss_count += round_count;
@@ -406,6 +495,7 @@ impl Experiment {
                     elapsed_s: elapsed(),
                     records: records.clone(),
                     dropped: dropped.clone(),
+                    losses: self.losses.clone(),
                 };
                 self.checkpoint(state, &checkpoint_path)?.write(&checkpoint_path)?;
             }
@@ -416,36 +506,82 @@ impl Experiment {
         Ok(records)
     }
 
+    /// The plan of round `round`.
+    fn plan(&self, round: u64) -> Result<Round, Error> {
+        let ctx = Context {
+            round,
+            seed: gossip_seed(self.config.seed),
+            kinds: &self.kinds,
+            losses: &self.losses,
+        };
+        self.protocol.plan(&ctx).map_err(gossip_error)
+    }
+
+    /// The communication graph of a graph protocol (`dpsgd`, `dpoem`), if any.
+    pub fn graph(&self) -> Option<GraphInfo> {
+        let spec = self.config.protocol.graph()?;
+        let w = self.protocol.mixing()?;
+        let edges = w.rows.iter().map(|r| r.len() - 1).sum::<usize>() / 2;
+        let lambda2 = w.second_eigenvalue();
+        Some(GraphInfo {
+            topology: spec.kind.name(),
+            nodes: w.len(),
+            edges,
+            weights: match spec.weights {
+                hdo_gossip::topology::Weights::Metropolis => "metropolis",
+                hdo_gossip::topology::Weights::MaxDegree => "max_degree",
+            },
+            redraw: spec.redraw,
+            lambda2,
+            spectral_gap: lambda2.map(|l| 1.0 - l),
+        })
+    }
+
     /// What the run will do, before it runs (`hdo run --dry-run`): its population, parameters,
     /// traffic of one gossip round and expected passes per round, from the round-0 plan.
-    pub fn describe(&self) -> Description {
+    pub fn describe(&self) -> Result<Description, Error> {
         let n = self.population.len();
         let layout = &self.population.layout;
-        let schedule = self.protocol.plan(0, n, gossip_seed(self.config.seed));
-        let steps = schedule.steps_per_node(n);
+        let plan = self.plan(0)?;
+        let steps = plan.steps_per_node(n);
         let (mut forward, mut backward) = (0.0, 0.0);
-        for (node, &k) in self.population.nodes.iter().zip(&steps) {
-            let g = self.config.group(node.kind);
-            let estimator = g.estimator.unwrap_or(crate::estimator::EstimatorKind::Backprop);
-            let (f, b) = estimator.passes_per_step(g, layout.num_trainable());
-            forward += f * k as f64;
-            backward += b * k as f64;
+        let mut estimate_values = vec![layout.dim; n];
+        for op in &plan.ops {
+            let oracle = match op {
+                Op::Step { oracle, .. } | Op::Estimate { oracle, .. } => *oracle,
+                _ => continue,
+            };
+            for &i in op.estimating() {
+                let kind = match (oracle, self.population.nodes[i].kind) {
+                    (Oracle::Own, k) => k,
+                    (Oracle::First, _) => NodeKind::Fo,
+                    (Oracle::Zeroth, _) => NodeKind::Zo,
+                };
+                let g = self.config.group(kind);
+                let estimator = g.estimator.unwrap_or(crate::estimator::EstimatorKind::Backprop);
+                let (f, b) = estimator.passes_per_step(g, layout.num_trainable());
+                forward += f;
+                backward += b;
+                estimate_values[i] = estimator.message_values(g, layout);
+            }
         }
-        Description {
+        let sizes = DescribeSizes { parameters: layout.total_numel(), estimates: estimate_values };
+        Ok(Description {
             fo: self.config.population.fo,
             zo: self.config.population.zo,
             model: self.config.model.name(),
             parameters: layout.dim,
             floats_per_model: layout.total_numel(),
             protocol: self.protocol.name(),
-            bytes_per_round: (schedule.vectors_sent() * layout.total_numel() as f64 * 4.0) as u64,
+            bytes_per_round: 4 * plan.values_sent(&sizes),
             steps_per_round: steps.iter().map(|&k| k as u64).sum(),
             forward_per_round: forward,
             backward_per_round: backward,
             rounds: self.config.steps,
             train_examples: self.data.train.len(),
             validation_examples: self.validation.len,
-        }
+            graph: self.graph(),
+        })
     }
 
     /// Evaluate every node still in the population and the mean model now (`hdo eval`): each
@@ -497,7 +633,13 @@ impl Experiment {
             .map(|n| NodeState::capture(n, layout))
             .collect::<Result<_, _>>()
             .map_err(|problem| Error::Checkpoint { path: path.to_path_buf(), problem })?;
-        Ok(Checkpoint { config: self.config.to_toml(), run, nodes })
+        let aux = self
+            .population
+            .aux
+            .iter()
+            .map(|a| a.iter().cloned().map(params::download).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<_, _>>()?;
+        Ok(Checkpoint { config: self.config.to_toml(), run, nodes, aux })
     }
 
     /// Evaluate every node and the mean model.
@@ -510,6 +652,10 @@ impl Experiment {
     ) -> Record {
         let pop = &self.population;
         let (evaluated, mean_model) = self.evaluate_all();
+        let averaged = self
+            .population
+            .averaged_iterate(&self.active_ids())
+            .map(|m| evaluate(&m, &self.validation));
         let nodes = if self.config.metrics.per_node {
             let mut at = evaluated.iter();
             (0..pop.len())
@@ -571,6 +717,8 @@ impl Experiment {
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
             active_nodes: evaluated.len() as u64,
             resets: totals.resets,
+            avg_iterate_val_loss: averaged.map(|e| e.loss),
+            avg_iterate_val_acc: averaged.map(|e| e.accuracy),
             nodes,
         }
     }
@@ -605,6 +753,65 @@ pub struct Description {
     pub train_examples: usize,
     /// Validation examples evaluated.
     pub validation_examples: usize,
+    /// The communication graph of a graph protocol.
+    pub graph: Option<GraphInfo>,
+}
+
+/// A graph protocol's communication graph, as printed at start and written to `OUT/graph.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GraphInfo {
+    /// Topology name.
+    pub topology: &'static str,
+    /// Nodes.
+    pub nodes: usize,
+    /// Undirected edges.
+    pub edges: usize,
+    /// Weight rule.
+    pub weights: &'static str,
+    /// Whether the graph is redrawn every round (then these are round 0's).
+    pub redraw: bool,
+    /// `|λ₂(W)|` (absent above the size whose spectrum is computed).
+    pub lambda2: Option<f64>,
+    /// `1 − |λ₂(W)|`.
+    pub spectral_gap: Option<f64>,
+}
+
+impl std::fmt::Display for GraphInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "graph: {} of {} nodes, {} edges, {} weights{}, spectral gap 1 − |λ₂(W)| = {}",
+            self.topology,
+            self.nodes,
+            self.edges,
+            self.weights,
+            if self.redraw { " (redrawn every round; round 0's)" } else { "" },
+            self.spectral_gap.map_or("not computed (too many nodes)".into(), |g| format!("{g:.6}"))
+        )
+    }
+}
+
+/// Payload sizes of a round-0 plan before any estimate exists.
+struct DescribeSizes {
+    parameters: u64,
+    estimates: Vec<u64>,
+}
+
+impl hdo_gossip::Sizes for DescribeSizes {
+    fn parameters(&self) -> u64 {
+        self.parameters
+    }
+    fn estimate(&self, node: usize) -> u64 {
+        self.estimates.get(node).copied().unwrap_or(self.parameters)
+    }
+}
+
+/// A protocol that cannot be built, as the library's error.
+fn gossip_error(e: hdo_gossip::GossipError) -> Error {
+    match e {
+        hdo_gossip::GossipError::Config { key, problem } => Error::Config { key, problem },
+        other => Error::Config { key: "protocol".into(), problem: other.to_string() },
+    }
 }
 
 impl std::fmt::Display for Description {
@@ -643,7 +850,11 @@ impl std::fmt::Display for Description {
             f,
             "data: {} training examples, {} validation examples per evaluation",
             self.train_examples, self.validation_examples
-        )
+        )?;
+        if let Some(g) = &self.graph {
+            write!(f, "\n{g}")?;
+        }
+        Ok(())
     }
 }
 

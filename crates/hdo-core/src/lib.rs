@@ -21,6 +21,7 @@
 //! Randomness is always a pure function of the run seed and coordinates (node, step, direction,
 //! round), never of global state: the same config and seed give identical metrics on a device.
 
+pub mod apply;
 pub mod average;
 pub mod batcher;
 pub mod bench;

@@ -35,6 +35,31 @@ pub struct Node {
     pub steps: u64,
     /// The device its model lives on.
     pub device: Device,
+    /// Distance-over-gradients state (D-POEM); unused by other protocols.
+    pub dog: DogState,
+}
+
+/// A node's D-POEM state: radius proxy, squared-gradient sum, and the radius-weighted sum of its
+/// iterates.
+#[derive(Debug, Clone, Default)]
+pub struct DogState {
+    /// `r_i` (after mixing: `r̄_i`).
+    pub radius: f64,
+    /// `G_i = Σ_t ‖g_t‖²`.
+    pub sum_sq: f64,
+    /// `Σ_t r̄_t·x_t`, every float tensor flat (empty before the first accumulation).
+    pub iterate_sum: Vec<Tensor<1>>,
+    /// `Σ_t r̄_t`.
+    pub weight: f64,
+}
+
+/// An estimate computed and not applied yet (`Op::Estimate`, then `Op::Share` and `Op::Apply`).
+#[derive(Clone)]
+pub struct Pending {
+    /// The estimate.
+    pub gradient: Gradient,
+    /// Batch statistics of its unperturbed pass, folded into running statistics when applied.
+    pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
 }
 
 /// What one local step cost and saw.
@@ -65,11 +90,37 @@ impl Node {
         diagnose: bool,
         batcher: Option<&Batcher>,
     ) -> Result<StepReport, Error> {
+        let (pending, report) =
+            self.estimate(estimator, train, layout, seed, diagnose, batcher, false)?;
+        self.apply(pending, layout);
+        Ok(report)
+    }
+
+    /// Draw a minibatch and estimate at the current parameters without applying. With
+    /// `plain`, a replica on an autodiff device is evaluated through its plain copy (a
+    /// zeroth-order estimate on an FO node). The step counter advances: the estimate used this
+    /// step's noise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn estimate(
+        &mut self,
+        estimator: &dyn Estimator,
+        train: &Examples,
+        layout: &Layout,
+        seed: u64,
+        diagnose: bool,
+        batcher: Option<&Batcher>,
+        plain: bool,
+    ) -> Result<(Pending, StepReport), Error> {
         let indices = self.sampler.next_batch(self.batch_size);
-        let batch = train.batch(&indices, &self.device);
+        let (model, device) = if plain {
+            (burn::module::Module::valid(&self.model), self.device.clone().inner())
+        } else {
+            (self.model.clone(), self.device.clone())
+        };
+        let batch = train.batch(&indices, &device);
         let noise = NoiseStream::new(seed, self.id as u64, self.steps);
         let input = StepInput {
-            model: &self.model,
+            model: &model,
             batch: &batch,
             layout,
             noise,
@@ -88,16 +139,49 @@ impl Node {
         } else {
             None
         };
-        // Models move through by-value updates; a clone shares buffers, so this costs nothing.
-        let model = update_running_stats(self.model.clone(), layout, &estimate.batch_stats);
-        self.model = self.optimizer.step(model, layout, &estimate.gradient, self.steps);
-        self.steps += 1;
-        Ok(StepReport {
+        let report = StepReport {
             loss: estimate.loss,
             forward_passes: estimate.forward_passes,
             backward_passes: estimate.backward_passes,
             diagnostic,
-        })
+        };
+        Ok((Pending { gradient: estimate.gradient, batch_stats: estimate.batch_stats }, report))
+    }
+
+    /// Apply an estimate with the optimizer at this step (then count the step).
+    pub fn apply(&mut self, pending: Pending, layout: &Layout) {
+        // Models move through by-value updates; a clone shares buffers, so this costs nothing.
+        let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+        self.model = self.optimizer.step(model, layout, &pending.gradient, self.steps);
+        self.steps += 1;
+    }
+
+    /// Apply an estimate by distance over gradients: `G ← G + ‖g‖²`, `x ← x − (r/√G)·g` with
+    /// `r` the node's mixed radius proxy (no step while `G = 0`).
+    pub fn apply_dog(&mut self, pending: Pending, layout: &Layout) -> Result<(), Error> {
+        let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+        let device = self.device.clone().inner();
+        let mut sq = 0f64;
+        let mut parts = Vec::with_capacity(layout.num_trainable());
+        for info in layout.trainable() {
+            let g = pending.gradient.tensor(info.trainable.unwrap_or(0), info, &device);
+            sq += params::download((g.clone() * g.clone()).sum())?[0] as f64;
+            parts.push(g);
+        }
+        self.dog.sum_sq += sq;
+        let eta =
+            if self.dog.sum_sq > 0.0 { self.dog.radius / self.dog.sum_sq.sqrt() } else { 0.0 };
+        let eta = eta as f32;
+        let mut parts = parts.into_iter();
+        self.model = params::map(model, |i, x| match layout.tensors[i].trainable {
+            Some(_) => match parts.next() {
+                Some(g) => x.clone() - g.to_device(&x.device()) * eta,
+                None => x,
+            },
+            None => x,
+        });
+        self.steps += 1;
+        Ok(())
     }
 
     /// Cosine similarity and norm ratio of `gradient` against the minibatch gradient computed by

@@ -1,11 +1,11 @@
 //! The population: nodes, their shared layout and estimators, and the operations of a round.
 
 use crate::batcher::Batcher;
-use crate::config::NodeKind;
+use crate::config::{GroupConfig, NodeKind};
 use crate::data::Examples;
 use crate::error::Error;
 use crate::estimator::Estimator;
-use crate::node::{Node, StepReport};
+use crate::node::{Node, Pending, StepReport};
 use crate::params::{self, Layout};
 use crate::{average, device};
 use burn::prelude::*;
@@ -19,6 +19,14 @@ pub struct Population {
     pub layout: Layout,
     /// Estimator of the FO and of the ZO population.
     pub estimators: [Box<dyn Estimator>; 2],
+    /// The FO and ZO groups' settings (estimators rebuilt with a per-node ν, for D-POEM).
+    pub groups: [GroupConfig; 2],
+    /// Estimates computed and not yet applied, by node (`Op::Estimate` … `Op::Apply`).
+    pub pending: Vec<Option<Pending>>,
+    /// Auxiliary parameter vectors of the protocol (`Slot::Aux`), flat, on the plain device.
+    pub aux: Vec<Vec<Tensor<1>>>,
+    /// The initial model's float tensors `x_0` (flat, plain device): D-POEM's radius origin.
+    pub origin: Vec<Tensor<1>>,
 }
 
 impl Population {
@@ -30,6 +38,11 @@ impl Population {
     /// Whether there is no node.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// The plain (non-autodiff) device of the replicas.
+    pub fn plain_device(&self) -> Device {
+        self.nodes.first().map(|n| n.device.clone().inner()).unwrap_or_default()
     }
 
     /// One local step on each node in `ids` (distinct), in parallel. Results are in node order.

@@ -77,9 +77,96 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// What a comparison plots: the x axis and the metric of each panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Axes {
+    /// Horizontal axis.
+    pub x: Metric,
+    /// Left panel.
+    pub left: Metric,
+    /// Right panel.
+    pub right: Metric,
+}
+
+impl Default for Axes {
+    fn default() -> Self {
+        Axes { x: Metric::Round, left: Metric::ValLoss, right: Metric::ValAcc }
+    }
+}
+
+/// A column of the metrics a comparison can plot (`hdo compare --x/--left/--right`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Rounds.
+    Round,
+    /// `parallel_time`.
+    ParallelTime,
+    /// MiB sent by gossip.
+    Mib,
+    /// Mean validation loss over nodes.
+    ValLoss,
+    /// Mean validation accuracy over nodes.
+    ValAcc,
+    /// Mean training loss since the previous evaluation.
+    TrainLoss,
+    /// Validation loss of the mean model.
+    MeanModelLoss,
+    /// log₁₀ of the consensus distance Γ.
+    Log10Consensus,
+    /// Validation loss of D-POEM's radius-weighted average iterate.
+    AvgIterateLoss,
+    /// Its accuracy.
+    AvgIterateAcc,
+}
+
+impl Metric {
+    /// Every metric: its command-line name and axis label.
+    pub const ALL: [(Metric, &'static str, &'static str); 10] = [
+        (Metric::Round, "round", "round"),
+        (Metric::ParallelTime, "parallel_time", "parallel time"),
+        (Metric::Mib, "mib", "MiB sent"),
+        (Metric::ValLoss, "val_loss", "validation loss"),
+        (Metric::ValAcc, "val_acc", "validation accuracy"),
+        (Metric::TrainLoss, "train_loss", "training loss"),
+        (Metric::MeanModelLoss, "mean_model_loss", "mean model validation loss"),
+        (Metric::Log10Consensus, "log10_consensus", "log10 consensus distance"),
+        (Metric::AvgIterateLoss, "avg_iterate_loss", "averaged iterate validation loss"),
+        (Metric::AvgIterateAcc, "avg_iterate_acc", "averaged iterate validation accuracy"),
+    ];
+
+    /// The metric named `name`.
+    pub fn parse(name: &str) -> Result<Metric, String> {
+        Self::ALL.iter().find(|m| m.1 == name).map(|m| m.0).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|m| m.1).collect();
+            format!("unknown metric `{name}`; one of {}", names.join(", "))
+        })
+    }
+
+    /// Its axis label.
+    pub fn label(self) -> &'static str {
+        Self::ALL.iter().find(|m| m.0 == self).map_or("", |m| m.2)
+    }
+
+    /// Its value in `r` (NaN where the run has none).
+    pub fn of(self, r: &Record) -> f64 {
+        match self {
+            Metric::Round => r.round as f64,
+            Metric::ParallelTime => r.parallel_time,
+            Metric::Mib => r.bytes_sent as f64 / (1u64 << 20) as f64,
+            Metric::ValLoss => r.mean_val_loss,
+            Metric::ValAcc => r.mean_val_acc,
+            Metric::TrainLoss => r.mean_train_loss.unwrap_or(f64::NAN),
+            Metric::MeanModelLoss => r.mean_model_val_loss,
+            Metric::Log10Consensus => r.consensus.log10(),
+            Metric::AvgIterateLoss => r.avg_iterate_val_loss.unwrap_or(f64::NAN),
+            Metric::AvgIterateAcc => r.avg_iterate_val_acc.unwrap_or(f64::NAN),
+        }
+    }
+}
+
 /// Each label's curve: the mean over its runs at every evaluation they all reached. Runs of one
 /// label must have been evaluated at the same rounds.
-fn curves(runs: &[Finished]) -> Result<Vec<crate::metrics::Curve>, Error> {
+fn curves(runs: &[Finished], axes: Axes) -> Result<Vec<crate::metrics::Curve>, Error> {
     labels(runs)
         .into_iter()
         .map(|label| {
@@ -100,9 +187,9 @@ fn curves(runs: &[Finished]) -> Result<Vec<crate::metrics::Curve>, Error> {
                         });
                     }
                     let k = group.len() as f64;
-                    let loss = group.iter().map(|r| r.records[i].mean_val_loss).sum::<f64>() / k;
-                    let acc = group.iter().map(|r| r.records[i].mean_val_acc).sum::<f64>() / k;
-                    Ok((round as f64, loss, acc))
+                    let mean =
+                        |m: Metric| group.iter().map(|r| m.of(&r.records[i])).sum::<f64>() / k;
+                    Ok((mean(axes.x), mean(axes.left), mean(axes.right)))
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok((label.to_string(), points))
@@ -111,9 +198,14 @@ fn curves(runs: &[Finished]) -> Result<Vec<crate::metrics::Curve>, Error> {
 }
 
 /// Write `summary.csv` (the last record of every run) and `comparison.png` (each label's mean
-/// over its runs of validation loss and accuracy) into `out`.
+/// over its runs of validation loss and accuracy against rounds) into `out`.
 pub fn write(out: &Path, title: &str, runs: &[Finished]) -> Result<(), Error> {
-    let series = curves(runs)?;
+    write_with(out, title, runs, Axes::default())
+}
+
+/// [`write`] with other axes for the plot.
+pub fn write_with(out: &Path, title: &str, runs: &[Finished], axes: Axes) -> Result<(), Error> {
+    let series = curves(runs, axes)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut csv = format!("label,seed,{}\n", Record::CSV_HEADER);
     for run in runs {
@@ -123,7 +215,8 @@ pub fn write(out: &Path, title: &str, runs: &[Finished]) -> Result<(), Error> {
         }
     }
     write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
-    plot_comparison(&out.join("comparison.png"), title, &series)
+    let labels = [axes.x.label(), axes.left.label(), axes.right.label()];
+    plot_comparison(&out.join("comparison.png"), title, &series, labels)
 }
 
 /// A plain-text table, one line per label: runs, seeds, last round, validation accuracy and loss
@@ -182,6 +275,8 @@ mod tests {
             zo_grad_norm_ratio: None,
             active_nodes: 1,
             resets: 0,
+            avg_iterate_val_loss: None,
+            avg_iterate_val_acc: None,
             nodes: Vec::new(),
         }
     }
@@ -202,7 +297,7 @@ mod tests {
             run("a", 1, &[(0, 2.0, 0.1), (10, 0.5, 0.90)]),
             run("b", 0, &[(0, 2.0, 0.1), (10, 0.2, 0.95)]),
         ];
-        let c = curves(&runs).unwrap();
+        let c = curves(&runs, Axes::default()).unwrap();
         assert_eq!(c.len(), 2);
         let (round, loss, acc) = c[0].1[1];
         assert!(round == 10.0 && loss == 0.75 && (acc - 0.85).abs() < 1e-12, "{:?}", c[0]);
@@ -219,7 +314,7 @@ mod tests {
             run("a", 0, &[(0, 2.0, 0.1), (10, 1.0, 0.8)]),
             run("a", 1, &[(0, 2.0, 0.1), (5, 1.0, 0.8)]),
         ];
-        let e = curves(&runs).unwrap_err().to_string();
+        let e = curves(&runs, Axes::default()).unwrap_err().to_string();
         assert!(e.contains("a/1") && e.contains("eval_every"), "{e}");
     }
 

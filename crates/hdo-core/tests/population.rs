@@ -5,7 +5,7 @@ mod common;
 
 use hdo_core::Experiment;
 use hdo_core::params;
-use hdo_gossip::ProtocolConfig;
+use hdo_gossip::{Context, Kind, Op, ProtocolConfig};
 
 fn flat_mean(exp: &Experiment) -> Vec<f32> {
     let all: Vec<usize> = (0..exp.population.len()).collect();
@@ -34,8 +34,12 @@ fn averaging_preserves_the_mean_and_does_not_increase_consensus() {
     assert!(gamma > 0.0);
     let mean0 = flat_mean(&exp);
     for round in 0..5 {
-        let s = ProtocolConfig::Matching {}.build().plan(round, 6, 9);
-        exp.population.average(&s.phases[0].groups);
+        let kinds = [Kind::First; 6];
+        let losses = [f32::NAN; 6];
+        let ctx = Context { round, seed: 9, kinds: &kinds, losses: &losses };
+        let plan = ProtocolConfig::default().build(6, 9).unwrap().plan(&ctx).unwrap();
+        let Op::Average { groups } = &plan.ops[1] else { panic!("{plan:?}") };
+        exp.population.average(groups);
         let g = exp.population.consensus();
         assert!(g <= gamma * (1.0 + 1e-5), "Γ grew from {gamma} to {g}");
         gamma = g;

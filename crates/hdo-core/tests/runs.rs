@@ -5,7 +5,7 @@ mod common;
 
 use hdo_core::checkpoint::Checkpoint;
 use hdo_core::{Error, Experiment};
-use hdo_gossip::ProtocolConfig;
+use hdo_gossip::{Context, Kind, ProtocolConfig};
 
 fn strip_time(mut r: Vec<hdo_core::metrics::Record>) -> Vec<hdo_core::metrics::Record> {
     r.iter_mut().for_each(|x| (x.elapsed_s, x.train_s) = (0.0, 0.0));
@@ -108,10 +108,15 @@ fn every_protocol_runs_with_its_clock_and_traffic() {
         let fo_steps = last.backward_passes as f64;
         if kind == "random_pair" {
             // exactly the FO nodes' (0 and 1) steps in the protocol's own plans of rounds 0–3
-            let proto = ProtocolConfig::RandomPair { interactions_per_round: None }.build();
+            let proto = ProtocolConfig::RandomPair(Default::default()).build(4, 0).unwrap();
             let seed = hdo_core::experiment::gossip_seed(0);
+            let kinds = [Kind::First; 4];
+            let losses = [f32::NAN; 4];
             let planned: u32 = (0..4)
-                .map(|r| proto.plan(r, 4, seed).steps_per_node(4)[..2].iter().sum::<u32>())
+                .map(|round| {
+                    let ctx = Context { round, seed, kinds: &kinds, losses: &losses };
+                    proto.plan(&ctx).unwrap().steps_per_node(4)[..2].iter().sum::<u32>()
+                })
                 .sum();
             assert_eq!(fo_steps, planned as f64, "{kind}");
         } else {
@@ -422,7 +427,7 @@ fn described_passes_per_round_are_the_counted_ones() {
     ] {
         let sets = [zo, &["steps=1", "eval_every=1", "protocol.kind=\"random_pair\""]].concat();
         let mut exp = Experiment::new(common::tiny(2, 3, &sets)).unwrap();
-        let d = exp.describe();
+        let d = exp.describe().expect("describe");
         let dir = tempfile::tempdir().unwrap();
         let counted = exp.run(dir.path(), &mut |_| {}).unwrap().pop().unwrap();
         assert_eq!(d.forward_per_round, counted.forward_passes as f64, "{zo:?}");

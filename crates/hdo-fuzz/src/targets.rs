@@ -406,6 +406,8 @@ fn checkpoint_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
         sampler: (rng.random_range(0..3), rng.random_range(0..50)),
         tensors: (0..3).map(|k| (0..k + 1).map(|_| rng.random::<f32>()).collect()).collect(),
         velocity: vec![None, Some(vec![rng.random()]), None],
+        dog: (rng.random(), rng.random(), 0.5),
+        iterate: if i == 2 { vec![vec![rng.random()], vec![0.0; 2], vec![1.0; 3]] } else { vec![] },
     };
     let c = Checkpoint {
         config: "steps = 4\n".into(),
@@ -418,8 +420,10 @@ fn checkpoint_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
                 .map(|r| Record { round: r, mean_val_acc: 0.5, ..Record::default() })
                 .collect(),
             dropped: if i == 3 { vec![1] } else { Vec::new() },
+            losses: (0..=i).map(|k| if k == 0 { f32::NAN } else { k as f32 }).collect(),
         },
         nodes: (0..=i).map(|_| node(rng)).collect(),
+        aux: if i == 1 { vec![vec![vec![1.0], vec![2.0, 3.0]]] } else { vec![] },
     };
     c.to_bytes().unwrap_or_default()
 }

@@ -1,6 +1,6 @@
 //! First-order estimator: the minibatch gradient by reverse-mode autodiff.
 
-use super::{Estimate, Estimator, Gradient, StepInput, cross_entropy, scalar};
+use super::{Estimate, Estimator, Gradient, StepInput, loss, scalar};
 use crate::error::Error;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -14,7 +14,7 @@ impl Estimator for Backprop {
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error> {
         let mut ctx = input.train_ctx();
         let logits = input.model.forward(&input.batch.input, &mut ctx);
-        let loss = cross_entropy(logits, &input.batch.targets);
+        let loss = loss(input.model, logits, &input.batch.targets);
         let value = scalar(loss.clone().inner());
         let grads = loss.backward();
         let mut collect = GradCollector { grads: &grads, path: Vec::new(), out: Vec::new() };

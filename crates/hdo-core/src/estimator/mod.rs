@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{Layout, TensorInfo, download, upload};
 use burn::prelude::*;
-use hdo_models::{ForwardCtx, Model, StackInput};
+use hdo_models::{ForwardCtx, Loss, Model, StackInput};
 use serde::{Deserialize, Serialize};
 
 /// What an estimator sees.
@@ -79,6 +79,7 @@ pub struct Estimate {
 }
 
 /// A gradient estimate.
+#[derive(Clone)]
 pub enum Gradient {
     /// One flat tensor per trainable tensor.
     Dense(Vec<Tensor<1>>),
@@ -203,6 +204,22 @@ impl EstimatorKind {
         }
     }
 
+    /// f32 values of one estimate as a message: the trainable dimension for a dense gradient,
+    /// the coefficients of a seeded one (its directions are regenerated from shared seeds).
+    pub fn message_values(self, group: &GroupConfig, layout: &Layout) -> u64 {
+        let blocks = match group.projection {
+            Projection::Global => 1,
+            Projection::PerTensor => layout.num_trainable() as u64,
+        };
+        match self {
+            EstimatorKind::Backprop => layout.dim,
+            EstimatorKind::ForwardGradient | EstimatorKind::SimulatedForwardGradient => {
+                group.rv as u64 * blocks
+            }
+            _ => group.rv as u64,
+        }
+    }
+
     /// One line on what it computes (for `hdo list`).
     pub fn summary(self) -> &'static str {
         match self {
@@ -250,7 +267,7 @@ impl EstimatorKind {
 pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1>)>) {
     let mut ctx = input.train_ctx();
     let logits = input.model.forward(&input.batch.input, &mut ctx);
-    (scalar(cross_entropy(logits, &input.batch.targets)), ctx.batch_stats)
+    (scalar(loss(input.model, logits, &input.batch.targets)), ctx.batch_stats)
 }
 
 /// Loss of a copy moved to `x + scale·z_k`. Normalises with its own batch statistics but does
@@ -258,7 +275,7 @@ pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1
 pub(crate) fn perturbed_loss(input: &StepInput<'_>, k: u32, scale: f32) -> f32 {
     let moved = perturbed(input.model, input.layout, input.noise, k, scale);
     let logits = moved.forward(&input.batch.input, &mut input.train_ctx());
-    scalar(cross_entropy(logits, &input.batch.targets))
+    scalar(loss(input.model, logits, &input.batch.targets))
 }
 
 /// Losses of copies moved to `x + scale·z_k`, one per `(k, scale)` probe, in order. When
@@ -294,7 +311,7 @@ fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Result<Vec<f3
     let stack = perturbed_stack(input.model, input.layout, input.noise, probes);
     let shared = StackInput::Shared(&input.batch.input);
     match input.model.forward_stacked(&stack, shared, &input.train_ctx()) {
-        Some(logits) => download(stacked_cross_entropy(logits, &input.batch.targets)),
+        Some(logits) => download(stacked_loss(input.model, logits, &input.batch.targets)),
         None => Ok(probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()),
     }
 }
@@ -360,6 +377,52 @@ pub(crate) fn seeded(
 pub trait Estimator: Send + Sync {
     /// Estimate the minibatch gradient at `input.model`.
     fn estimate(&self, input: StepInput<'_>) -> Result<Estimate, Error>;
+}
+
+/// The mean loss `model` is trained on ([`Loss`]) of `logits` `[batch, outputs]`.
+pub fn loss(model: &Model, logits: Tensor<2>, targets: &Tensor<1, Int>) -> Tensor<1> {
+    let value = match model.loss() {
+        Loss::CrossEntropy => cross_entropy(logits, targets),
+        Loss::Hinge => hinge(logits, targets),
+    };
+    scaled(value, model.loss_scale())
+}
+
+/// `value · scale`, skipped for 1 so that every other model's arithmetic is unchanged.
+fn scaled<const D: usize>(value: Tensor<D>, scale: f32) -> Tensor<D> {
+    if scale == 1.0 { value } else { value * scale }
+}
+
+/// Each member's mean loss of `logits` `[K, batch, outputs]` (see [`stacked_cross_entropy`]
+/// for `targets`). Returns `[K]`.
+pub fn stacked_loss(model: &Model, logits: Tensor<3>, targets: &Tensor<1, Int>) -> Tensor<1> {
+    let value = match model.loss() {
+        Loss::CrossEntropy => stacked_cross_entropy(logits, targets),
+        Loss::Hinge => {
+            let [k, b, _] = logits.dims();
+            let y = signs(targets);
+            let y = if y.dims()[0] == b {
+                y.unsqueeze_dim::<2>(0).repeat_dim(0, k)
+            } else {
+                y.reshape([k, b])
+            };
+            let margin = (logits.reshape([k, b]) * y).neg() + 1.0;
+            margin.clamp_min(0.0).mean_dim(1).reshape([k])
+        }
+    };
+    scaled(value, model.loss_scale())
+}
+
+/// `y = 2·target − 1`: ±1 for classes 1 / 0.
+fn signs(targets: &Tensor<1, Int>) -> Tensor<1> {
+    targets.clone().float() * 2.0 - 1.0
+}
+
+/// Binary hinge loss `mean(max(0, 1 − y·s))` of scores `[batch, 1]`, `y = ±1` for classes 1 / 0.
+pub fn hinge(scores: Tensor<2>, targets: &Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = scores.dims();
+    let margin = (scores.reshape([b]) * signs(targets)).neg() + 1.0;
+    margin.clamp_min(0.0).mean()
 }
 
 /// Mean softmax cross-entropy of `logits` `[batch, classes]` against integer `targets` `[batch]`.

@@ -21,7 +21,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
-/// A sweep variant's curve: its label and `(round, loss, accuracy)` points.
+/// A sweep variant's curve: its label and `(x, left, right)` points (round, loss, accuracy by
+/// default).
 pub type Curve = (String, Vec<(f64, f64, f64)>);
 
 /// A named line: `(round, value)` points.
@@ -53,41 +54,59 @@ pub fn plot(path: &Path, title: &str, records: &[Record]) -> Result<(), Error> {
         ("FO nodes", |r| r.fo_val_acc),
         ("ZO nodes", |r| r.zo_val_acc),
     ]);
-    draw_to(path, title, &loss, &acc)
+    draw_to(path, title, &loss, &acc, ["round", "validation loss", "validation accuracy"])
 }
 
-/// A sweep's plot: one line per variant, `(round, loss, accuracy)` points (means over seeds).
-pub fn plot_comparison(path: &Path, title: &str, series: &[Curve]) -> Result<(), Error> {
+/// A sweep's plot: one line per variant, `(x, left, right)` points (means over seeds), with the
+/// axis labels `[x, left, right]`.
+pub fn plot_comparison(
+    path: &Path,
+    title: &str,
+    series: &[Curve],
+    labels: [&str; 3],
+) -> Result<(), Error> {
     let loss: Vec<Line> =
         series.iter().map(|(l, p)| (l.clone(), p.iter().map(|x| (x.0, x.1)).collect())).collect();
     let acc: Vec<Line> =
         series.iter().map(|(l, p)| (l.clone(), p.iter().map(|x| (x.0, x.2)).collect())).collect();
-    draw_to(path, title, &loss, &acc)
+    draw_to(path, title, &loss, &acc, labels)
 }
 
 /// Draw to a temporary file, then rename: never a half-written PNG.
-fn draw_to(path: &Path, title: &str, loss: &[Line], acc: &[Line]) -> Result<(), Error> {
+fn draw_to(
+    path: &Path,
+    title: &str,
+    loss: &[Line],
+    acc: &[Line],
+    labels: [&str; 3],
+) -> Result<(), Error> {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.png"));
-    draw(&tmp, title, loss, acc).map_err(|e| Error::Plot { path: path.into(), problem: e })?;
+    draw(&tmp, title, loss, acc, labels)
+        .map_err(|e| Error::Plot { path: path.into(), problem: e })?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn draw(file: &Path, title: &str, loss: &[Line], acc: &[Line]) -> Result<(), String> {
+fn draw(
+    file: &Path,
+    title: &str,
+    loss: &[Line],
+    acc: &[Line],
+    labels: [&str; 3],
+) -> Result<(), String> {
     let root = BitMapBackend::new(file, (1200, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
     let panels = root.split_evenly((1, 2));
-    for (area, (lines, label)) in
-        panels.iter().zip([(loss, "validation loss"), (acc, "validation accuracy")])
-    {
+    for (area, (lines, label)) in panels.iter().zip([(loss, labels[1]), (acc, labels[2])]) {
         let finite = || {
             lines.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite())
         };
-        let max_x = finite().map(|p| p.0).fold(1.0f64, f64::max);
+        let max_x = finite().map(|p| p.0).fold(f64::MIN_POSITIVE, f64::max);
+        let min_x = finite().map(|p| p.0).fold(0.0f64, f64::min);
         let (mut lo, mut hi) =
             finite().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
         if lo > hi {
@@ -98,11 +117,11 @@ fn draw(file: &Path, title: &str, loss: &[Line], acc: &[Line]) -> Result<(), Str
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..max_x, (lo - pad)..(hi + pad))
+            .build_cartesian_2d(min_x..max_x, (lo - pad)..(hi + pad))
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("round")
+            .x_desc(labels[0])
             .y_desc(label)
             .label_style(("sans-serif", 14))
             .draw()

@@ -57,6 +57,13 @@ pub struct Record {
     /// Diverged nodes restarted from their healthy peers' mean so far (`on_divergence = "reset"`).
     #[serde(default)]
     pub resets: u64,
+    /// D-POEM: validation loss of the radius-weighted average of iterates (mean over nodes of
+    /// `Σ_t r̄_t x_t / Σ_t r̄_t`); absent for other protocols.
+    #[serde(default)]
+    pub avg_iterate_val_loss: Option<f64>,
+    /// D-POEM: its validation accuracy.
+    #[serde(default)]
+    pub avg_iterate_val_acc: Option<f64>,
     /// With `metrics.per_node`: every node's evaluation (also written as `nodes.csv`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeEval>,
@@ -84,7 +91,7 @@ impl NodeEval {
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets,avg_iterate_val_loss,avg_iterate_val_acc";
 
     /// Read a line of `metrics.csv` whose columns are named by `header`. Numbers read back bit
     /// for bit (which `serde_json`'s float parser does not promise, hence CSV over JSONL).
@@ -117,7 +124,7 @@ impl Record {
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
@@ -140,7 +147,9 @@ impl Record {
             o(self.zo_grad_cosine),
             o(self.zo_grad_norm_ratio),
             self.active_nodes,
-            self.resets
+            self.resets,
+            o(self.avg_iterate_val_loss),
+            o(self.avg_iterate_val_acc)
         )
     }
 }

@@ -1,7 +1,22 @@
 //! All-reduce averaging every round: the synchronous data-parallel baseline.
 
-use super::{Protocol, all_step};
-use crate::{Phase, Schedule};
+use super::{Protocol, ProtocolSpec, all_nodes};
+use crate::{Context, GossipError, Op, Oracle, Round};
+use serde::{Deserialize, Serialize};
+
+/// `kind = "all_reduce"` (no keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllReduceConfig {}
+
+impl ProtocolSpec for AllReduceConfig {
+    const NAME: &'static str = "all_reduce";
+    const SUMMARY: &'static str =
+        "every node steps, then all nodes average (synchronous data parallel)";
+    fn build(&self, _n: usize, _seed: u64) -> Result<Box<dyn Protocol>, GossipError> {
+        Ok(Box::new(AllReduce))
+    }
+}
 
 /// Every node steps, then all nodes replace their parameters by the population mean.
 #[derive(Debug, Clone, Copy)]
@@ -12,11 +27,15 @@ impl Protocol for AllReduce {
         "all_reduce"
     }
 
-    fn plan(&self, _round: u64, n: usize, _seed: u64) -> Schedule {
-        let groups = if n > 1 { vec![all_step(n)] } else { vec![] };
-        Schedule {
-            phases: vec![Phase { steps: all_step(n), groups }],
+    fn plan(&self, ctx: &Context<'_>) -> Result<Round, GossipError> {
+        let n = ctx.n();
+        let groups = if n > 1 { vec![all_nodes(n)] } else { vec![] };
+        Ok(Round {
+            ops: vec![
+                Op::Step { nodes: all_nodes(n), oracle: Oracle::Own },
+                Op::Average { groups },
+            ],
             interactions: n as f64 / 2.0,
-        }
+        })
     }
 }

@@ -1,82 +1,155 @@
-//! Gossip protocols behind one trait; [`ProtocolConfig`] is the one registration point.
+//! Gossip protocols behind one trait; the [`registry!`] invocation below is the one place a
+//! protocol is registered.
+//!
+//! Adding a protocol: one file here defining the protocol (a type implementing [`Protocol`]) and
+//! its `[protocol]` keys (a config struct implementing [`ProtocolSpec`]), then **one line** in
+//! the `registry!` invocation: `Variant => file::ConfigStruct,`. The variant's snake_case name is
+//! the config's `kind` (tested to equal [`ProtocolSpec::NAME`]).
 
-mod all_reduce;
-mod matching;
-mod none;
-mod random_pair;
-
-pub use all_reduce::AllReduce;
-pub use matching::Matching;
-pub use none::Independent;
-pub use random_pair::RandomPair;
-
-use crate::Schedule;
+use crate::topology::{GraphSpec, Mixing};
+use crate::{Context, GossipError, Round};
 use serde::{Deserialize, Serialize};
 
-/// Decides each round's local steps and averaging groups.
+/// Plans each round: who estimates, who applies what, who mixes with whom.
 pub trait Protocol: Send + Sync {
     /// Short stable name, as in the config (`"matching"`, …).
     fn name(&self) -> &'static str;
-    /// The schedule of round `round` for `n` nodes; a pure function of its arguments.
-    fn plan(&self, round: u64, n: usize, seed: u64) -> Schedule;
+    /// The operations of round `ctx.round`; a pure function of the context.
+    fn plan(&self, ctx: &Context<'_>) -> Result<Round, GossipError>;
+    /// The mixing matrix of a graph protocol (round 0's when the graph is redrawn).
+    fn mixing(&self) -> Option<&Mixing> {
+        None
+    }
+    /// Auxiliary parameter vectors ([`Slot::Aux`](crate::Slot::Aux)) the runtime keeps, each
+    /// starting as the initial model.
+    fn aux_vectors(&self) -> usize {
+        0
+    }
 }
 
-/// The `[protocol]` section of an experiment: `kind = "matching" | "random_pair" | "all_reduce" | "none"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ProtocolConfig {
-    /// Every node steps, then a uniformly random perfect matching averages ⌊n/2⌋ disjoint pairs
-    /// (the HDO experiments; with odd n one node sits out).
-    Matching {},
-    /// The HDO analysis model: a sequence of interactions, each one uniformly random pair that
-    /// steps and averages.
-    RandomPair {
-        /// Interactions per round; default ⌈n/2⌉, so a round costs about as much as a matching round.
-        #[serde(default)]
-        interactions_per_round: Option<usize>,
-    },
-    /// Every node steps, then all nodes average (synchronous data-parallel baseline).
-    AllReduce {},
-    /// Every node steps; nobody communicates (independent training).
-    None {},
+/// A protocol's `[protocol]` keys: what the runtime must know before the first round, and how to
+/// build the protocol.
+pub trait ProtocolSpec {
+    /// The `kind` name.
+    const NAME: &'static str;
+    /// One line on what it does (`hdo list`).
+    const SUMMARY: &'static str;
+    /// Checks of its keys on their own (before any node exists).
+    fn validate(&self) -> Result<(), GossipError> {
+        Ok(())
+    }
+    /// The protocol for `n` nodes (graphs are drawn from `seed`).
+    fn build(&self, n: usize, seed: u64) -> Result<Box<dyn Protocol>, GossipError>;
+    /// The graph of a graph protocol.
+    fn graph(&self) -> Option<GraphSpec> {
+        None
+    }
+    /// Whether every worker must be able to compute first-order gradients (hybrid-order
+    /// protocols that ask all nodes for them).
+    fn first_order_workers(&self) -> bool {
+        false
+    }
+    /// D-POEM's relative initial radius proxy `r_ε / (1 + ‖x_0‖)`, if the protocol uses one.
+    fn initial_radius(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Declares every protocol: its module and config struct, the `ProtocolConfig` enum (the
+/// `[protocol]` section, tagged by `kind`) and its dispatch.
+macro_rules! registry {
+    ($($variant:ident => $module:ident :: $config:ident,)*) => {
+        $(mod $module;)*
+        $(pub use $module::*;)*
+
+        /// The `[protocol]` section of an experiment: `kind` names one of the registered
+        /// protocols; the other keys are that protocol's config struct.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum ProtocolConfig {
+            $(
+                #[doc = concat!("See [`", stringify!($config), "`].")]
+                $variant($config),
+            )*
+        }
+
+        impl ProtocolConfig {
+            /// Every `kind` with one line on it (`hdo list`), in registration order.
+            pub const KINDS: &'static [(&'static str, &'static str)] =
+                &[$((<$config as ProtocolSpec>::NAME, <$config as ProtocolSpec>::SUMMARY),)*];
+
+            /// The config name of this protocol.
+            pub fn name(&self) -> &'static str {
+                match self { $(ProtocolConfig::$variant(_) => <$config as ProtocolSpec>::NAME,)* }
+            }
+
+            /// Check the keys on their own.
+            pub fn validate(&self) -> Result<(), GossipError> {
+                match self { $(ProtocolConfig::$variant(c) => c.validate(),)* }
+            }
+
+            /// The protocol this config describes for `n` nodes (graphs are drawn from `seed`).
+            pub fn build(&self, n: usize, seed: u64) -> Result<Box<dyn Protocol>, GossipError> {
+                self.validate()?;
+                match self { $(ProtocolConfig::$variant(c) => c.build(n, seed),)* }
+            }
+
+            /// The graph of a graph protocol.
+            pub fn graph(&self) -> Option<GraphSpec> {
+                match self { $(ProtocolConfig::$variant(c) => c.graph(),)* }
+            }
+
+            /// See [`ProtocolSpec::first_order_workers`].
+            pub fn first_order_workers(&self) -> bool {
+                match self { $(ProtocolConfig::$variant(c) => c.first_order_workers(),)* }
+            }
+
+            /// See [`ProtocolSpec::initial_radius`].
+            pub fn initial_radius(&self) -> Option<f64> {
+                match self { $(ProtocolConfig::$variant(c) => c.initial_radius(),)* }
+            }
+        }
+    };
+}
+
+registry! {
+    Matching => matching::MatchingConfig,
+    RandomPair => random_pair::RandomPairConfig,
+    AllReduce => all_reduce::AllReduceConfig,
+    None => none::NoneConfig,
+    Dpsgd => dpsgd::DpsgdConfig,
+    Dpoem => dpoem::DpoemConfig,
+    Hosgd => hosgd::HoSgdConfig,
 }
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
-        ProtocolConfig::Matching {}
+        ProtocolConfig::Matching(MatchingConfig {})
     }
 }
 
-impl ProtocolConfig {
-    /// Every `kind` with one line on it (`hdo list`).
-    pub const KINDS: [(&'static str, &'static str); 4] = [
-        ("matching", "every node steps, then a random perfect matching averages disjoint pairs"),
-        ("random_pair", "interactions of one random pair that steps and averages (HDO analysis)"),
-        ("all_reduce", "every node steps, then all nodes average (synchronous data parallel)"),
-        ("none", "every node steps, nobody communicates (independent training)"),
-    ];
-
-    /// The protocol this config describes.
-    pub fn build(&self) -> Box<dyn Protocol> {
-        match self {
-            ProtocolConfig::Matching {} => Box::new(Matching),
-            ProtocolConfig::RandomPair { interactions_per_round } => {
-                Box::new(RandomPair { interactions_per_round: *interactions_per_round })
-            }
-            ProtocolConfig::AllReduce {} => Box::new(AllReduce),
-            ProtocolConfig::None {} => Box::new(Independent),
-        }
-    }
+/// Default edge probability of `erdos_renyi`.
+pub(crate) fn default_p() -> f64 {
+    0.3
 }
 
-/// Every node steps once, in order.
-pub(crate) fn all_step(n: usize) -> Vec<usize> {
+/// Every node, in order.
+pub(crate) fn all_nodes(n: usize) -> Vec<usize> {
     (0..n).collect()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::topology::{TopologyKind, Weights};
+    use crate::{Kind, Op, Slot};
+
+    /// Round `round` of `protocol` for `n` first-order nodes.
+    pub(crate) fn plan(protocol: &dyn Protocol, round: u64, n: usize, seed: u64) -> Round {
+        let kinds = vec![Kind::First; n];
+        let losses = vec![f32::NAN; n];
+        protocol.plan(&Context { round, seed, kinds: &kinds, losses: &losses }).expect("plan")
+    }
 
     #[derive(Deserialize)]
     struct Wrap {
@@ -85,14 +158,53 @@ mod tests {
 
     #[test]
     fn parses_every_kind_and_rejects_unknown_keys() {
-        let kinds = ["matching", "random_pair", "all_reduce", "none"];
-        for k in kinds {
+        for &(k, _) in ProtocolConfig::KINDS {
             let w: Wrap = toml::from_str(&format!("[protocol]\nkind = \"{k}\"")).expect(k);
-            assert_eq!(w.protocol.build().name(), k);
+            assert_eq!(w.protocol.name(), k);
+            assert_eq!(w.protocol.build(8, 1).expect(k).name(), k);
         }
         let bad = toml::from_str::<Wrap>("[protocol]\nkind = \"matching\"\nfoo = 1");
         assert!(bad.is_err_and(|e| e.to_string().contains("foo")));
         let bad = toml::from_str::<Wrap>("[protocol]\nkind = \"ring\"");
         assert!(bad.is_err_and(|e| e.to_string().contains("ring")));
+        let bad = toml::from_str::<Wrap>("[protocol]\nkind = \"dpsgd\"\ntopology = \"cube\"");
+        assert!(bad.is_err_and(|e| e.to_string().contains("cube")));
+    }
+
+    #[test]
+    fn bad_graph_settings_are_named_errors() {
+        let cfg = |s: &str| toml::from_str::<Wrap>(s).expect(s).protocol;
+        let e = cfg("[protocol]\nkind=\"dpsgd\"\ntopology=\"erdos_renyi\"\np=1.5").build(8, 0);
+        assert!(e.is_err_and(|e| e.to_string().contains("protocol.p")));
+        let e = cfg("[protocol]\nkind=\"dpsgd\"\ntopology=\"file\"").build(8, 0);
+        assert!(e.is_err_and(|e| e.to_string().contains("protocol.edges_file")));
+        let e = cfg("[protocol]\nkind=\"dpoem\"\nradius=-1").build(8, 0);
+        assert!(e.is_err_and(|e| e.to_string().contains("protocol.radius")));
+        let e = cfg("[protocol]\nkind=\"random_pair\"\ninteractions_per_round=0").validate();
+        assert!(e.is_err_and(|e| e.to_string().contains("protocol.interactions_per_round")));
+    }
+
+    /// Matching, all-reduce and random pairs average by equal-weight groups; D-PSGD mixes rows.
+    #[test]
+    fn graph_protocols_mix_every_node_every_round() {
+        let cfg = ProtocolConfig::Dpsgd(DpsgdConfig {
+            topology: TopologyKind::Ring,
+            weights: Weights::Metropolis,
+            ..DpsgdConfig::default()
+        });
+        let p = cfg.build(6, 0).expect("dpsgd");
+        let round = plan(p.as_ref(), 0, 6, 0);
+        let [Op::Step { nodes, .. }, Op::Mix { rows, .. }] = round.ops.as_slice() else {
+            panic!("{round:?}")
+        };
+        assert_eq!(nodes.len(), 6);
+        assert_eq!(rows.len(), 6);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.target, Slot::Node(i));
+            let total: f64 = r.weights.iter().map(|w| w.1).sum();
+            assert!((total - 1.0).abs() < 1e-12);
+            assert_eq!(r.weights.len(), 3);
+        }
+        assert!(p.mixing().and_then(Mixing::spectral_gap).is_some_and(|g| g > 0.0 && g < 1.0));
     }
 }

@@ -1,7 +1,21 @@
 //! No communication: independent nodes.
 
-use super::{Protocol, all_step};
-use crate::{Phase, Schedule};
+use super::{Protocol, ProtocolSpec, all_nodes};
+use crate::{Context, GossipError, Op, Oracle, Round};
+use serde::{Deserialize, Serialize};
+
+/// `kind = "none"` (no keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoneConfig {}
+
+impl ProtocolSpec for NoneConfig {
+    const NAME: &'static str = "none";
+    const SUMMARY: &'static str = "every node steps, nobody communicates (independent training)";
+    fn build(&self, _n: usize, _seed: u64) -> Result<Box<dyn Protocol>, GossipError> {
+        Ok(Box::new(Independent))
+    }
+}
 
 /// Every node steps; nobody averages. The `none` protocol.
 #[derive(Debug, Clone, Copy)]
@@ -12,10 +26,11 @@ impl Protocol for Independent {
         "none"
     }
 
-    fn plan(&self, _round: u64, n: usize, _seed: u64) -> Schedule {
-        Schedule {
-            phases: vec![Phase { steps: all_step(n), groups: vec![] }],
+    fn plan(&self, ctx: &Context<'_>) -> Result<Round, GossipError> {
+        let n = ctx.n();
+        Ok(Round {
+            ops: vec![Op::Step { nodes: all_nodes(n), oracle: Oracle::Own }],
             interactions: n as f64 / 2.0,
-        }
+        })
     }
 }

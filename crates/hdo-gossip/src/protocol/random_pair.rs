@@ -1,8 +1,37 @@
 //! One uniformly random pair per interaction: the population model of the HDO analysis.
 
-use super::Protocol;
-use crate::{Phase, Schedule, rng::round_rng};
+use super::{Protocol, ProtocolSpec};
+use crate::{Context, GossipError, Op, Oracle, Round, rng::round_rng};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// `kind = "random_pair"`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomPairConfig {
+    /// Interactions per round; default ⌈n/2⌉, so a round costs about as much as a matching round.
+    #[serde(default)]
+    pub interactions_per_round: Option<usize>,
+}
+
+impl ProtocolSpec for RandomPairConfig {
+    const NAME: &'static str = "random_pair";
+    const SUMMARY: &'static str =
+        "interactions of one random pair that steps and averages (HDO analysis)";
+    fn validate(&self) -> Result<(), GossipError> {
+        if self.interactions_per_round == Some(0) {
+            return Err(GossipError::Config {
+                key: "protocol.interactions_per_round".into(),
+                problem: "must be at least 1 (0 would train nothing); leave it unset for ⌈n/2⌉"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+    fn build(&self, _n: usize, _seed: u64) -> Result<Box<dyn Protocol>, GossipError> {
+        Ok(Box::new(RandomPair { interactions_per_round: self.interactions_per_round }))
+    }
+}
 
 /// Each interaction picks a uniformly random pair `i ≠ j`; both take a local step, then both
 /// average. Interactions run in sequence (one phase each), so a node may interact several times in
@@ -18,43 +47,62 @@ impl Protocol for RandomPair {
         "random_pair"
     }
 
-    fn plan(&self, round: u64, n: usize, seed: u64) -> Schedule {
+    fn plan(&self, ctx: &Context<'_>) -> Result<Round, GossipError> {
+        let n = ctx.n();
         let count = self.interactions_per_round.unwrap_or(n.div_ceil(2));
         if n < 2 {
             // A lone node has nobody to meet; it still steps once per interaction.
-            let phases = (0..count).map(|_| Phase { steps: vec![0; n], groups: vec![] }).collect();
-            return Schedule { phases, interactions: count as f64 };
+            let ops =
+                (0..count).map(|_| Op::Step { nodes: vec![0; n], oracle: Oracle::Own }).collect();
+            return Ok(Round { ops, interactions: count as f64 });
         }
-        let mut rng = round_rng(seed, round);
-        let phases = (0..count)
-            .map(|_| {
+        let mut rng = round_rng(ctx.seed, ctx.round);
+        let ops = (0..count)
+            .flat_map(|_| {
                 let i = rng.random_range(0..n);
                 let mut j = rng.random_range(0..n - 1);
                 if j >= i {
                     j += 1;
                 }
                 let (a, b) = (i.min(j), i.max(j));
-                Phase { steps: vec![a, b], groups: vec![vec![a, b]] }
+                [
+                    Op::Step { nodes: vec![a, b], oracle: Oracle::Own },
+                    Op::Average { groups: vec![vec![a, b]] },
+                ]
             })
             .collect();
-        Schedule { phases, interactions: count as f64 }
+        Ok(Round { ops, interactions: count as f64 })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::tests::plan;
+
+    /// The pairs of a round, in order.
+    fn pairs(p: &RandomPair, round: u64, n: usize, seed: u64) -> Vec<Vec<usize>> {
+        let ops = plan(p, round, n, seed).ops;
+        ops.chunks(2)
+            .map(|c| match c {
+                [Op::Step { nodes, .. }, Op::Average { groups }] => {
+                    assert_eq!(groups, &vec![nodes.clone()]);
+                    nodes.clone()
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
 
     #[test]
     fn each_interaction_is_one_distinct_pair() {
-        let s = RandomPair { interactions_per_round: None }.plan(0, 9, 5);
-        assert_eq!(s.phases.len(), 5);
-        assert_eq!(s.interactions, 5.0);
-        for p in &s.phases {
-            assert_eq!(p.groups.len(), 1);
-            assert_eq!(p.steps, p.groups[0]);
-            assert_ne!(p.steps[0], p.steps[1]);
-            assert!(p.steps.iter().all(|&i| i < 9));
+        let proto = RandomPair { interactions_per_round: None };
+        assert_eq!(plan(&proto, 0, 9, 5).interactions, 5.0);
+        let s = pairs(&proto, 0, 9, 5);
+        assert_eq!(s.len(), 5);
+        for p in &s {
+            assert_ne!(p[0], p[1]);
+            assert!(p.iter().all(|&i| i < 9));
         }
     }
 
@@ -63,8 +111,8 @@ mod tests {
         let proto = RandomPair { interactions_per_round: Some(1000) };
         let mut counts = vec![0u32; 4];
         for round in 0..12 {
-            for p in proto.plan(round, 4, 1).phases {
-                for i in p.steps {
+            for p in pairs(&proto, round, 4, 1) {
+                for i in p {
                     counts[i] += 1;
                 }
             }
@@ -91,8 +139,8 @@ mod tests {
         let proto = RandomPair { interactions_per_round: Some(1000) };
         let mut counts = vec![0u32; n * n];
         for round in 0..20 {
-            for p in proto.plan(round, n, 3).phases {
-                counts[index(p.steps[0], p.steps[1])] += 1;
+            for p in pairs(&proto, round, n, 3) {
+                counts[index(p[0], p[1])] += 1;
             }
         }
         let pairs: Vec<u32> = (0..n)

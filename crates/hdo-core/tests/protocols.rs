@@ -1,0 +1,422 @@
+//! Rounds as operations: simultaneous mixing, pulls, graph protocols (D-PSGD, D-POEM), HO-SGD,
+//! their byte counts, and the linear model on LIBSVM and binary MNIST data.
+
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+mod common;
+
+use common::{all_params, tiny};
+use hdo_core::checkpoint::Checkpoint;
+use hdo_core::{Experiment, params};
+use hdo_gossip::{Op, Pull, Quantity, Row, Slot};
+
+/// An experiment after two local steps on every node, so that replicas differ.
+fn stepped(nodes: usize) -> Experiment {
+    let mut exp = Experiment::new(tiny(0, nodes, &[])).unwrap();
+    let train = exp.data.train.clone();
+    let all: Vec<usize> = (0..nodes).collect();
+    for _ in 0..2 {
+        exp.population.step(&all, &train, 3, false).unwrap();
+    }
+    exp
+}
+
+fn node_params(exp: &Experiment, i: usize) -> Vec<f32> {
+    params::collect(&exp.population.nodes[i].model).into_iter().flat_map(common::host).collect()
+}
+
+fn pair_row(target: usize, a: usize, b: usize) -> Row {
+    Row { target: Slot::Node(target), weights: vec![(Slot::Node(a), 0.5), (Slot::Node(b), 0.5)] }
+}
+
+#[test]
+fn simultaneous_mixing_equals_pair_averaging_on_disjoint_rows_only() {
+    // disjoint rows: the same bits as the pair mean ((a + b)/2 = a/2 + b/2 exactly in f32)
+    let (mut mixed, mut averaged) = (stepped(4), stepped(4));
+    assert_eq!(all_params(&mixed), all_params(&averaged), "deterministic set-up");
+    let rows = vec![pair_row(0, 0, 1), pair_row(1, 0, 1), pair_row(2, 2, 3), pair_row(3, 2, 3)];
+    mixed.population.execute(&Op::Mix { rows, quantity: Quantity::Parameters }).unwrap();
+    averaged.population.execute(&Op::Average { groups: vec![vec![0, 1], vec![2, 3]] }).unwrap();
+    assert_eq!(all_params(&mixed), all_params(&averaged));
+
+    // overlapping rows: node 1 mixes with node 2's value from before the operation, where
+    // sequential averaging would feed it node 0 and 1's fresh mean
+    let (mut simultaneous, mut sequential) = (stepped(3), stepped(3));
+    let before: Vec<Vec<f32>> = (0..3).map(|i| node_params(&simultaneous, i)).collect();
+    let rows = vec![pair_row(0, 0, 1), pair_row(1, 1, 2), pair_row(2, 1, 2)];
+    simultaneous.population.execute(&Op::Mix { rows, quantity: Quantity::Parameters }).unwrap();
+    for g in [vec![0, 1], vec![1, 2]] {
+        sequential.population.execute(&Op::Average { groups: vec![g] }).unwrap();
+    }
+    let expected: Vec<f32> = before[1].iter().zip(&before[2]).map(|(a, b)| (a + b) / 2.0).collect();
+    assert_eq!(node_params(&simultaneous, 1), expected);
+    assert_eq!(node_params(&simultaneous, 0), node_params(&sequential, 0));
+    assert_ne!(node_params(&simultaneous, 1), node_params(&sequential, 1));
+}
+
+#[test]
+fn mixing_keeps_the_mean_and_pulls_move_toward_their_target() {
+    let mut exp = stepped(5);
+    let mean = |exp: &Experiment| -> Vec<f64> {
+        let per: Vec<Vec<f32>> = (0..5).map(|i| node_params(exp, i)).collect();
+        (0..per[0].len()).map(|k| per.iter().map(|p| p[k] as f64).sum::<f64>() / 5.0).collect()
+    };
+    let before = mean(&exp);
+    let spec = hdo_gossip::topology::GraphSpec {
+        kind: hdo_gossip::topology::TopologyKind::Ring,
+        p: 0.0,
+        edges_file: None,
+        weights: hdo_gossip::topology::Weights::Metropolis,
+        redraw: false,
+    };
+    let graph = hdo_gossip::topology::Graph::build(&spec, 5, 0).unwrap();
+    let w = hdo_gossip::topology::Mixing::new(&graph, spec.weights);
+    let gamma = exp.population.consensus();
+    exp.population.execute(&w.op(Quantity::Parameters)).unwrap();
+    for (a, b) in mean(&exp).iter().zip(&before) {
+        assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "mean moved: {a} vs {b}");
+    }
+    assert!(exp.population.consensus() < gamma);
+
+    // an auxiliary vector (the initial model) and a pull of strength 1/4 toward it
+    exp.population.aux.push(exp.population.origin.clone());
+    let x0: Vec<f32> = exp.population.origin.iter().cloned().flat_map(common::host).collect();
+    let x = node_params(&exp, 2);
+    let pull = Pull { node: Slot::Node(2), toward: Slot::Aux(0), strength: 0.25 };
+    let op = Op::Pull { pulls: vec![pull] };
+    assert_eq!(op.values_sent(&exp.population), x.len() as u64);
+    exp.population.execute(&op).unwrap();
+    for ((after, x), y) in node_params(&exp, 2).iter().zip(&x).zip(&x0) {
+        let want = x - 0.25 * (x - y);
+        assert!((after - want).abs() <= 1e-6 * (1.0 + want.abs()), "{after} vs {want}");
+    }
+}
+
+#[test]
+fn dpsgd_mixes_hybrid_populations_with_exact_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 FO + 3 ZO on a ring: 5 edges, 10 parameter vectors of 7850 floats per round
+    let cfg = tiny(2, 3, &["protocol.kind=\"dpsgd\"", "protocol.topology=\"ring\"", "steps=4"]);
+    let mut exp = Experiment::new(cfg).unwrap();
+    let d = exp.describe().unwrap();
+    let graph = d.graph.clone().expect("a graph protocol describes its graph");
+    assert_eq!((graph.topology, graph.nodes, graph.edges), ("ring", 5, 5));
+    let gap = graph.spectral_gap.unwrap();
+    // ring of 5 with Metropolis weights 1/3: λ₂ = 1/3 + 2/3·cos(2π/5)
+    let want = 1.0 - (1.0 / 3.0 + 2.0 / 3.0 * (2.0 * std::f64::consts::PI / 5.0).cos());
+    assert!((gap - want).abs() < 1e-9, "{gap} vs {want}");
+    assert_eq!(d.bytes_per_round, 10 * 7850 * 4);
+    assert!(d.to_string().contains("spectral gap"));
+    let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+    let last = records.last().unwrap();
+    assert_eq!(last.bytes_sent, 4 * 10 * 7850 * 4);
+    assert_eq!(last.backward_passes, 4 * 2);
+    assert!(last.consensus > 0.0 && last.consensus.is_finite());
+    let meta = std::fs::read_to_string(dir.path().join("graph.toml")).unwrap();
+    assert!(meta.contains("topology = \"ring\"") && meta.contains("spectral_gap"), "{meta}");
+
+    // a redrawn Erdős–Rényi graph: same seed, same run
+    let er = || {
+        tiny(
+            0,
+            6,
+            &[
+                "protocol.kind=\"dpsgd\"",
+                "protocol.topology=\"erdos_renyi\"",
+                "protocol.p=0.5",
+                "protocol.redraw=true",
+                "steps=3",
+            ],
+        )
+    };
+    let run = |dir: &std::path::Path| Experiment::new(er()).unwrap().run(dir, &mut |_| {}).unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ra, rb) = (run(a.path()), run(b.path()));
+    assert_eq!(ra.last().unwrap().mean_val_loss, rb.last().unwrap().mean_val_loss);
+    assert_eq!(ra.last().unwrap().bytes_sent, rb.last().unwrap().bytes_sent);
+}
+
+#[test]
+fn graph_settings_that_cannot_work_are_named_errors() {
+    for (sets, key) in [
+        (
+            vec!["protocol.kind=\"dpsgd\"", "protocol.topology=\"erdos_renyi\"", "protocol.p=0"],
+            "protocol.p",
+        ),
+        (vec!["protocol.kind=\"dpsgd\"", "protocol.topology=\"file\""], "protocol.edges_file"),
+        (vec!["protocol.kind=\"dpoem\"", "protocol.radius=0"], "protocol.radius"),
+        (vec!["protocol.kind=\"hosgd\""], "population.zo"),
+        (vec!["protocol.kind=\"dpoem\"", "zo.estimator=\"forward_gradient\""], "zo.estimator"),
+    ] {
+        let e = match hdo_core::ExperimentConfig::from_toml(
+            "",
+            &["population.zo=4".to_string()]
+                .into_iter()
+                .chain(sets.iter().map(|s| s.to_string()))
+                .collect::<Vec<_>>(),
+        ) {
+            Ok(cfg) => Experiment::new(cfg).err().expect("must fail").to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(key), "{sets:?}: {e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let edges = dir.path().join("edges.txt");
+    std::fs::write(&edges, "0 1\n1 2\n2 x\n").unwrap();
+    let set = format!("protocol.edges_file=\"{}\"", edges.display());
+    let cfg = tiny(0, 3, &["protocol.kind=\"dpsgd\"", "protocol.topology=\"file\"", &set]);
+    let e = Experiment::new(cfg).err().expect("bad edge list").to_string();
+    assert!(e.contains("edges.txt") && e.contains("line 3"), "{e}");
+    std::fs::write(&edges, "0 1\n1 2\n").unwrap();
+    let cfg = tiny(0, 3, &["protocol.kind=\"dpsgd\"", "protocol.topology=\"file\"", &set]);
+    let d = Experiment::new(cfg).unwrap().describe().unwrap();
+    assert_eq!(d.graph.unwrap().edges, 2);
+}
+
+/// HO-SGD with 4 workers, τ = 3, one sphere direction per ZO iteration.
+fn hosgd(extra: &[&str]) -> hdo_core::ExperimentConfig {
+    let mut sets = vec![
+        "protocol.kind=\"hosgd\"",
+        "protocol.period=3",
+        "zo.rv=1",
+        "zo.direction=\"sphere\"",
+        "fo.lr=0.001",
+        "steps=6",
+    ];
+    sets.extend_from_slice(extra);
+    tiny(4, 0, &sets)
+}
+
+#[test]
+fn hosgd_replicas_stay_bit_identical_and_send_d_plus_tau_minus_one_scalars() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut exp = Experiment::new(hosgd(&[])).unwrap();
+    let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+    let first = node_params(&exp, 0);
+    assert_ne!(
+        first,
+        exp.population.origin.iter().cloned().flat_map(common::host).collect::<Vec<_>>()
+    );
+    for i in 1..4 {
+        assert_eq!(node_params(&exp, i), first, "replica {i} drifted");
+    }
+    let last = records.last().unwrap();
+    // rounds 0..6, τ = 3: first-order at 0 and 3 (d = 7850 values each), ZO at 1, 2, 4, 5
+    let per_worker = 2 * (7850 + 3 - 1);
+    assert_eq!(last.bytes_sent, 4 * per_worker * 4);
+    assert_eq!(last.backward_passes, 2 * 4);
+    assert_eq!(last.forward_passes, 2 * 4 + 4 * 4 * 2);
+    assert!(last.consensus < 1e-12);
+
+    // τ = 1 is synchronous SGD: all rounds first order; τ = 0 never
+    let sync = Experiment::new(hosgd(&["protocol.period=1"])).unwrap();
+    let d = sync.describe().unwrap();
+    assert_eq!(d.bytes_per_round, 4 * 7850 * 4);
+    let zo_only = tempfile::tempdir().unwrap();
+    let r =
+        Experiment::new(hosgd(&["protocol.period=0"])).unwrap().run(zo_only.path(), &mut |_| {});
+    let r = r.unwrap();
+    assert_eq!(r.last().unwrap().backward_passes, 0);
+    assert_eq!(r.last().unwrap().bytes_sent, 6 * 4 * 4);
+}
+
+/// D-POEM on a binary task with the hinge loss: 4 ZO agents on a ring.
+fn dpoem(extra: &[&str]) -> hdo_core::ExperimentConfig {
+    let mut sets = vec![
+        "protocol.kind=\"dpoem\"",
+        "model.kind=\"linear\"",
+        "model.loss=\"hinge\"",
+        "data.binary=true",
+        "zo.estimator=\"central_difference\"",
+        "zo.direction=\"sphere\"",
+        "zo.rv=2",
+        "steps=8",
+        "eval_every=4",
+    ];
+    sets.extend_from_slice(extra);
+    tiny(0, 4, &sets)
+}
+
+#[test]
+fn dpoem_has_no_learning_rate_and_is_scale_free() {
+    let run = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut exp = Experiment::new(dpoem(extra)).unwrap();
+        let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+        (all_params(&exp), records)
+    };
+    let (base, records) = run(&[]);
+    let last = records.last().unwrap();
+    assert!(last.avg_iterate_val_loss.is_some_and(f64::is_finite));
+    assert!(last.avg_iterate_val_acc.is_some());
+    assert!(records[0].avg_iterate_val_loss.is_none(), "nothing averaged at round 0");
+    // 4 ring edges: 8 parameter vectors (785 floats) and 8 radii per round
+    assert_eq!(last.bytes_sent, 8 * 8 * (785 + 1) * 4);
+    // the learning rate is not used at all
+    assert_eq!(run(&["zo.lr=0.5"]).0, base);
+    // 16 times the loss: a power of two scales every loss, difference, coefficient and ‖g‖
+    // exactly, and η = r̄/√G by exactly 1/16, so the iterates are the same bits
+    let (sixteen, _) = run(&["model.scale=16"]);
+    assert_eq!(sixteen, base);
+    // 10 times: the same up to the rounding of 10·F, which f32 loss differences magnify; a
+    // larger starting radius (r_ε) keeps the differences well above it
+    let wide = ["protocol.r_epsilon=0.05"];
+    let (base, _) = run(&wide);
+    let (scaled, _) = run(&[wide[0], "model.scale=10"]);
+    let exp = Experiment::new(dpoem(&wide)).unwrap();
+    let x0: Vec<f32> = exp.population.origin.iter().cloned().flat_map(common::host).collect();
+    let x0: Vec<f32> = (0..4).flat_map(|_| x0.iter().copied()).collect();
+    let dist = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter().zip(b).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt()
+    };
+    let (moved, diff) = (dist(&base, &x0), dist(&base, &scaled));
+    assert!(moved > 0.0);
+    assert!(diff <= 1e-2 * moved, "‖Δx‖ = {diff} against a distance travelled of {moved}");
+    assert_ne!(scaled, base, "the scale did reach the loss");
+}
+
+#[test]
+fn dpoem_and_hosgd_resume_exactly() {
+    for cfg in [dpoem(&["checkpoint_every=2", "eval_every=3"]), hosgd(&["checkpoint_every=2"])] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
+        std::fs::create_dir_all(&c).unwrap();
+        let mut keep = |e: hdo_core::Event<'_>| {
+            if let hdo_core::Event::Round { round: 3, .. } = e {
+                std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
+            }
+        };
+        Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
+        let mut resumed = Experiment::new(cfg.clone()).unwrap();
+        assert_eq!(resumed.resume(&c).unwrap(), Some(2));
+        let rest = resumed.run(&c, &mut |_| {}).unwrap();
+        let strip = |r: Vec<hdo_core::metrics::Record>| -> Vec<_> {
+            r.into_iter()
+                .map(|mut r| {
+                    (r.elapsed_s, r.train_s) = (0.0, 0.0);
+                    r
+                })
+                .collect()
+        };
+        assert_eq!(strip(rest), strip(whole), "{}", cfg.protocol.name());
+        let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
+        let (end_a, end_c) = (read(&a), read(&c));
+        assert_eq!(end_a.nodes, end_c.nodes);
+        assert_eq!(end_a.run.losses, end_c.run.losses);
+        if cfg.protocol.name() == "dpoem" {
+            assert!(
+                end_a.nodes.iter().all(|n| n.dog.0 > 0.0 && n.dog.1 > 0.0 && !n.iterate.is_empty())
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dropped_node_leaves_the_graph_and_its_weight_stays_with_its_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny(0, 5, &["protocol.kind=\"dpsgd\"", "on_divergence=\"drop\"", "steps=4"]);
+    let mut exp = Experiment::new(cfg).unwrap();
+    exp.inject_divergence(2, 1);
+    let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(exp.active(), &[true, true, false, true, true]);
+    for i in [0, 1, 3, 4] {
+        assert!(node_params(&exp, i).iter().all(|v| v.is_finite()), "node {i} poisoned");
+    }
+    let last = records.last().unwrap();
+    assert_eq!(last.active_nodes, 4);
+    // round 0: 5 edges; after node 2 left, the path 3–4–0–1: 3 edges
+    assert_eq!(last.bytes_sent, (2 * 5 + 3 * 2 * 3) * 7850 * 4);
+}
+
+/// A LIBSVM file of a linearly separable binary task: `y = sign(x₁ − x₂)` over 8 sparse features.
+fn separable(path: &std::path::Path, n: usize, seed: u64) {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let mut z = seed;
+    let mut next = || {
+        z = z.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((z >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+    };
+    for _ in 0..n {
+        let x: Vec<f64> = (0..8).map(|_| next()).collect();
+        let y = if x[0] > x[1] { "+1" } else { "-1" };
+        let _ = write!(text, "{y}");
+        for (i, v) in x.iter().enumerate() {
+            if i < 2 || v.abs() > 0.5 {
+                let _ = write!(text, " {}:{v:.4}", i + 1);
+            }
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_linear_model_learns_libsvm_data_with_either_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, val) = (dir.path().join("train.svm"), dir.path().join("val.svm"));
+    separable(&train, 400, 1);
+    separable(&val, 200, 2);
+    for loss in ["hinge", "cross_entropy"] {
+        let cfg = hdo_core::ExperimentConfig::from_toml(
+            "",
+            &[
+                "data.dataset=\"libsvm\"".to_string(),
+                format!("data.train_file=\"{}\"", train.display()),
+                format!("data.validation_file=\"{}\"", val.display()),
+                "model.kind=\"linear\"".into(),
+                format!("model.loss=\"{loss}\""),
+                "population.fo=4".into(),
+                "population.zo=0".into(),
+                "protocol.kind=\"dpsgd\"".into(),
+                "fo.lr=0.5".into(),
+                "steps=60".into(),
+                "eval_every=60".into(),
+            ],
+        )
+        .unwrap();
+        let out = dir.path().join(loss);
+        let records = Experiment::new(cfg).unwrap().run(&out, &mut |_| {}).unwrap();
+        let (first, last) = (&records[0], records.last().unwrap());
+        assert!(last.mean_val_acc > 0.9, "{loss}: accuracy {}", last.mean_val_acc);
+        assert!(last.mean_val_loss < first.mean_val_loss, "{loss}");
+    }
+    // held out from the training file instead; a bad line names file and line
+    let cfg = hdo_core::ExperimentConfig::from_toml(
+        "",
+        &[
+            "data.dataset=\"libsvm\"".to_string(),
+            format!("data.train_file=\"{}\"", train.display()),
+            "data.validation_fraction=0.25".into(),
+            "population.fo=1".into(),
+            "population.zo=0".into(),
+            "model.kind=\"linear\"".into(),
+        ],
+    )
+    .unwrap();
+    let exp = Experiment::new(cfg.clone()).unwrap();
+    assert_eq!((exp.data.train.len(), exp.data.validation.len()), (300, 100));
+    std::fs::write(&train, "+1 1:0.5\n-1 2:x\n").unwrap();
+    let e = Experiment::new(cfg).err().expect("bad value").to_string();
+    assert!(e.contains("train.svm") && e.contains("line 2") && e.contains("`x`"), "{e}");
+}
+
+#[test]
+fn binary_mnist_and_the_hinge_loss_fit_together_only() {
+    // the hinge loss on 10 classes is refused by name
+    let e = Experiment::new(tiny(1, 0, &["model.kind=\"linear\"", "model.loss=\"hinge\""]));
+    let e = e.err().expect("multiclass hinge").to_string();
+    assert!(e.contains("hinge") && e.contains("10 classes"), "{e}");
+    let exp = Experiment::new(tiny(
+        1,
+        0,
+        &["model.kind=\"linear\"", "model.loss=\"hinge\"", "data.binary=true"],
+    ))
+    .unwrap();
+    assert_eq!(exp.population.layout.dim, 785);
+    let e = hdo_core::ExperimentConfig::from_toml(
+        "",
+        &["data.binary=true".into(), "data.dataset=\"brackets\"".into()],
+    );
+    assert!(e.is_err_and(|e| e.to_string().contains("data.binary")));
+}
