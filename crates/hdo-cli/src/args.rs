@@ -74,7 +74,7 @@ pub struct CompareArgs {
     /// Title of the plot.
     #[arg(long, default_value = "comparison")]
     pub title: String,
-    /// Horizontal axis: round, parallel_time or mib (MiB sent by gossip).
+    /// Horizontal axis: round, parallel_time, mib (MiB sent by gossip) or log10_mib.
     #[arg(long, default_value = "round")]
     pub x: String,
     /// Left panel: val_loss, train_loss, mean_model_loss, avg_iterate_loss, log10_consensus, …

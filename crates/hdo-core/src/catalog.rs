@@ -9,7 +9,7 @@ use hdo_models::ModelConfig;
 /// One entry: the config key it goes in, its value there, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// `model.kind`, `zo.estimator`, `protocol.kind` or `data.dataset`.
+    /// `model.kind`, `zo.estimator`, `protocol.kind`, `protocol.topology` or `data.dataset`.
     pub key: &'static str,
     /// The value to write there.
     pub name: &'static str,
@@ -29,6 +29,7 @@ pub fn entries() -> Vec<Entry> {
         summary: e.summary(),
     }));
     out.extend(table("protocol.kind", ProtocolConfig::KINDS));
+    out.extend(table("protocol.topology", &hdo_gossip::topology::TopologyKind::KINDS));
     out.extend(table("data.dataset", &DatasetKind::KINDS));
     out
 }
@@ -54,8 +55,14 @@ mod tests {
     #[test]
     fn the_lists_cover_every_registered_name() {
         let entries = entries();
-        for key in ["model.kind", "protocol.kind", "data.dataset", "zo.estimator"] {
-            let names = registered(key, &[]);
+        for (key, extra) in [
+            ("model.kind", &[][..]),
+            ("protocol.kind", &[]),
+            ("protocol.topology", &["protocol.kind=\"dpsgd\""]),
+            ("data.dataset", &[]),
+            ("zo.estimator", &[]),
+        ] {
+            let names = registered(key, extra);
             assert!(names.len() >= 2, "{key}: {names:?}");
             for name in names {
                 assert!(
@@ -73,6 +80,9 @@ mod tests {
         assert!(entries.len() >= 4 + 6 + 4 + 2, "{entries:?}");
         for e in entries {
             let mut sets = vec![format!("{}=\"{}\"", e.key, e.name), "zo.nu=1e-2".into()];
+            if e.key == "protocol.topology" {
+                sets.push("protocol.kind=\"dpsgd\"".into());
+            }
             match e.name {
                 "transformer" => sets.push("data.dataset=\"brackets\"".into()),
                 // HO-SGD workers are FO nodes

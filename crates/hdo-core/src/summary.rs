@@ -103,8 +103,12 @@ pub enum Metric {
     ParallelTime,
     /// MiB sent by gossip.
     Mib,
+    /// Its log₁₀ (protocols whose traffic differs by orders of magnitude).
+    Log10Mib,
     /// Mean validation loss over nodes.
     ValLoss,
+    /// Its log₁₀ (losses that span decades: a diverging learning rate beside a tuned one).
+    Log10ValLoss,
     /// Mean validation accuracy over nodes.
     ValAcc,
     /// Mean training loss since the previous evaluation.
@@ -121,11 +125,13 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric: its command-line name and axis label.
-    pub const ALL: [(Metric, &'static str, &'static str); 10] = [
+    pub const ALL: [(Metric, &'static str, &'static str); 12] = [
         (Metric::Round, "round", "round"),
         (Metric::ParallelTime, "parallel_time", "parallel time"),
         (Metric::Mib, "mib", "MiB sent"),
+        (Metric::Log10Mib, "log10_mib", "log10 MiB sent"),
         (Metric::ValLoss, "val_loss", "validation loss"),
+        (Metric::Log10ValLoss, "log10_val_loss", "log10 validation loss"),
         (Metric::ValAcc, "val_acc", "validation accuracy"),
         (Metric::TrainLoss, "train_loss", "training loss"),
         (Metric::MeanModelLoss, "mean_model_loss", "mean model validation loss"),
@@ -153,7 +159,9 @@ impl Metric {
             Metric::Round => r.round as f64,
             Metric::ParallelTime => r.parallel_time,
             Metric::Mib => r.bytes_sent as f64 / (1u64 << 20) as f64,
+            Metric::Log10Mib => (r.bytes_sent as f64 / (1u64 << 20) as f64).log10(),
             Metric::ValLoss => r.mean_val_loss,
+            Metric::Log10ValLoss => r.mean_val_loss.log10(),
             Metric::ValAcc => r.mean_val_acc,
             Metric::TrainLoss => r.mean_train_loss.unwrap_or(f64::NAN),
             Metric::MeanModelLoss => r.mean_model_val_loss,
@@ -306,6 +314,30 @@ mod tests {
         let a = t.lines().find(|l| l.starts_with("a ")).unwrap();
         // accuracies 80 and 90: mean 85, sample sd 7.07
         assert!(a.contains("0,1") && a.contains("85.00 ± 7.07") && a.contains("0.7500"), "{t}");
+    }
+
+    #[test]
+    fn other_axes_plot_other_columns() {
+        let mut runs = [run("a", 0, &[(0, 2.0, 0.1), (10, 1.0, 0.8)])];
+        runs[0].records[1].bytes_sent = 3 << 20;
+        runs[0].records[1].consensus = 1e-3;
+        let axes = Axes {
+            x: Metric::parse("mib").unwrap(),
+            left: Metric::parse("log10_val_loss").unwrap(),
+            right: Metric::parse("log10_consensus").unwrap(),
+        };
+        let c = curves(&runs, axes).unwrap();
+        let (x, left, right) = c[0].1[1];
+        assert_eq!(x, 3.0);
+        assert_eq!(left, 0.0);
+        assert!((right + 3.0).abs() < 1e-12);
+        assert!(c[0].1[0].2.is_infinite(), "Γ = 0 at round 0: −∞, which plots skip");
+        let e = Metric::parse("bytes").unwrap_err();
+        assert!(e.contains("bytes") && e.contains("mib"), "{e}");
+        for (m, name, label) in Metric::ALL {
+            assert_eq!(Metric::parse(name), Ok(m));
+            assert_eq!(m.label(), label);
+        }
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn dpoem_has_no_learning_rate_and_is_scale_free() {
     assert_eq!(sixteen, base);
     // 10 times: the same up to the rounding of 10·F, which f32 loss differences magnify; a
     // larger starting radius (r_ε) keeps the differences well above it
-    let wide = ["protocol.r_epsilon=0.05"];
+    let wide = ["protocol.r_epsilon=0.5"];
     let (base, _) = run(&wide);
     let (scaled, _) = run(&[wide[0], "model.scale=10"]);
     let exp = Experiment::new(dpoem(&wide)).unwrap();

@@ -4,7 +4,7 @@
 use hdo_core::checkpoint::{Checkpoint, NodeState, RunState, Totals};
 use hdo_core::metrics::Record;
 use hdo_core::{ExperimentConfig, sweep};
-use hdo_datasets::{brackets, idx, mnist};
+use hdo_datasets::{brackets, idx, libsvm, mnist};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -27,6 +27,9 @@ pub enum Target {
     /// `checkpoint.bin` (`Checkpoint::parse`). Most mutants get a recomputed SHA-256 trailer, so
     /// the parser behind the checksum is reached. Property: what parses writes back the same bytes.
     Checkpoint,
+    /// LIBSVM text (`libsvm::parse`, then `classes` and `densify` with the file's own feature
+    /// count). Property: a parsed file densifies to one dense row per label.
+    Libsvm,
 }
 
 /// What one input did.
@@ -44,8 +47,14 @@ const OVERRIDES: &str = "#--set";
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 5] =
-        [Target::Idx, Target::Gzip, Target::Brackets, Target::Config, Target::Checkpoint];
+    pub const ALL: [Target; 6] = [
+        Target::Idx,
+        Target::Gzip,
+        Target::Brackets,
+        Target::Config,
+        Target::Checkpoint,
+        Target::Libsvm,
+    ];
 
     /// Its name on the command line and in the corpus.
     pub fn name(self) -> &'static str {
@@ -55,6 +64,7 @@ impl Target {
             Target::Brackets => "brackets",
             Target::Config => "config",
             Target::Checkpoint => "checkpoint",
+            Target::Libsvm => "libsvm",
         }
     }
 
@@ -109,6 +119,20 @@ impl Target {
                 b"sampler = [",
                 b"dropped = [",
             ],
+            Target::Libsvm => &[
+                b":",
+                b" ",
+                b"\n",
+                b"+1 ",
+                b"-1 ",
+                b"# ",
+                b"0:",
+                b"16777217:",
+                b"18446744073709551616:",
+                b":nan",
+                b":1e39",
+                b":-0",
+            ],
         }
     }
 
@@ -139,6 +163,7 @@ impl Target {
                 .collect(),
             Target::Config => config_seeds(),
             Target::Checkpoint => (0..4).map(|i| checkpoint_seed(&mut rng, i)).collect(),
+            Target::Libsvm => (0..6).map(|i| libsvm_seed(&mut rng, i)).collect(),
         }
     }
 
@@ -214,6 +239,33 @@ impl Target {
                     Err(e) => refused(&e),
                 }
             }
+            Target::Libsvm => {
+                let text = String::from_utf8_lossy(input);
+                let parsed = libsvm::parse(&text, origin)
+                    .and_then(|set| libsvm::classes(&[&set]).map(|c| (set, c)));
+                match parsed {
+                    // a declared width within the allocation bound: densify as a run would
+                    Ok((set, classes))
+                        if set.rows.len().saturating_mul(set.features()) <= input.len() * 4 =>
+                    {
+                        match libsvm::densify(&set, set.features().max(1), &classes) {
+                            Ok(dense)
+                                if dense.len() == set.labels.len()
+                                    && dense.pixels.len()
+                                        == dense.len() * set.features().max(1) =>
+                            {
+                                Verdict::Accepted
+                            }
+                            Ok(_) => Verdict::Violated("dense rows do not match the labels".into()),
+                            Err(e) => {
+                                Verdict::Violated(format!("densify refused parsed data: {e}"))
+                            }
+                        }
+                    }
+                    Ok(_) => Verdict::Accepted,
+                    Err(e) => refused(&e),
+                }
+            }
             Target::Checkpoint => match Checkpoint::parse(input, origin) {
                 Ok(c) => match c.to_bytes() {
                     Ok(bytes) if bytes == input => Verdict::Accepted,
@@ -237,9 +289,15 @@ impl Target {
 
 /// NaN is not equal to itself: a checkpoint holding one cannot be compared with `==`.
 fn has_nan(c: &Checkpoint) -> bool {
-    c.nodes
-        .iter()
-        .any(|n| n.tensors.iter().chain(n.velocity.iter().flatten()).flatten().any(|x| x.is_nan()))
+    c.nodes.iter().any(|n| {
+        n.tensors
+            .iter()
+            .chain(n.velocity.iter().flatten())
+            .chain(&n.iterate)
+            .flatten()
+            .any(|x| x.is_nan())
+            || [n.dog.0, n.dog.1, n.dog.2].iter().any(|x| x.is_nan())
+    }) || c.aux.iter().flatten().flatten().any(|x| x.is_nan())
         || format!("{:?}", c.run).contains("NaN")
 }
 
@@ -397,6 +455,23 @@ fn config_seeds() -> Vec<Vec<u8>> {
         b"on_divergence = \"reset\"\n[metrics]\nper_node = true\n#--set\nseeds=[1,2]\n".to_vec(),
     );
     out
+}
+
+/// A small LIBSVM file: `4 + i` rows of sparse features, binary (even `i`) or multiclass labels.
+fn libsvm_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
+    let mut text = String::from("# generated\n");
+    for r in 0..4 + i {
+        let label =
+            if i % 2 == 0 { ["-1", "+1"][r % 2].to_string() } else { (r % 3 + 1).to_string() };
+        text.push_str(&label);
+        let mut index = 0;
+        for _ in 0..rng.random_range(0..5) {
+            index += rng.random_range(1..4);
+            text.push_str(&format!(" {index}:{:.3}", rng.random::<f32>() * 2.0 - 1.0));
+        }
+        text.push('\n');
+    }
+    text.into_bytes()
 }
 
 /// A small checkpoint: `i + 1` nodes with a few tensors and records.
