@@ -230,6 +230,24 @@ impl Population {
         }
     }
 
+    /// `Op::Descend`: `target ← target − step·g_from` on the trainable tensors, in f32 (nothing
+    /// when `from` has no pending estimate).
+    pub fn descend(&mut self, target: Slot, from: usize, step: f64) {
+        let Some(pending) = self.pending.get(from).and_then(Option::as_ref) else { return };
+        let device = self.plain_device();
+        let step = step as f32;
+        let values: Vec<Tensor<1>> = self
+            .slot(target)
+            .into_iter()
+            .zip(&self.layout.tensors)
+            .map(|(x, info)| match info.trainable {
+                Some(l) => x - pending.gradient.tensor(l, info, &device) * step,
+                None => x,
+            })
+            .collect();
+        self.set_slot(target, values);
+    }
+
     /// Euclidean norm of the trainable part of `values` (flat float tensors in layout order).
     fn trainable_norm(layout: &Layout, values: &[Tensor<1>]) -> Result<f64, Error> {
         let mut sq = 0f64;
@@ -330,6 +348,7 @@ impl Population {
             Op::TrackRadius { nodes } => self.track_radius(nodes)?,
             Op::Project { nodes, radius } => self.project(nodes, *radius)?,
             Op::Accumulate { nodes } => self.accumulate(nodes),
+            Op::Descend { target, from, step } => self.descend(*target, *from, *step),
             Op::Apply { nodes, rule } => self.apply_pending(nodes, *rule)?,
             Op::Step { .. } | Op::Estimate { .. } => {
                 return Err(Error::Device(
@@ -366,6 +385,13 @@ pub fn restrict(op: &hdo_gossip::Op, active: &[bool]) -> hdo_gossip::Op {
         Op::TrackRadius { nodes: v } => Op::TrackRadius { nodes: nodes(v) },
         Op::Project { nodes: v, radius } => Op::Project { nodes: nodes(v), radius: *radius },
         Op::Accumulate { nodes: v } => Op::Accumulate { nodes: nodes(v) },
+        Op::Descend { target, from, step } => {
+            if on(*target) && on(Slot::Node(*from)) {
+                Op::Descend { target: *target, from: *from, step: *step }
+            } else {
+                Op::Pull { pulls: Vec::new() }
+            }
+        }
         Op::Pull { pulls } => Op::Pull {
             pulls: pulls.iter().filter(|p| on(p.node) && on(p.toward)).copied().collect(),
         },

@@ -461,8 +461,11 @@ fn config_seeds() -> Vec<Vec<u8>> {
 fn libsvm_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
     let mut text = String::from("# generated\n");
     for r in 0..4 + i {
-        let label =
-            if i % 2 == 0 { ["-1", "+1"][r % 2].to_string() } else { (r % 3 + 1).to_string() };
+        let label = if i.is_multiple_of(2) {
+            ["-1", "+1"][r % 2].to_string()
+        } else {
+            (r % 3 + 1).to_string()
+        };
         text.push_str(&label);
         let mut index = 0;
         for _ in 0..rng.random_range(0..5) {

@@ -64,6 +64,7 @@ impl Op {
     /// - [`Op::Share`]: each member broadcasts its estimate to the rest of its group once (an
     ///   all-gather contribution; HO-SGD's accounting).
     /// - [`Op::Pull`]: the vector pulled toward, to the node pulled (unless it is its own).
+    /// - [`Op::Descend`]: the node's estimate, to the vector it steps (a server).
     /// - Steps, radius tracking, projection and accumulation are local: no message.
     pub fn messages(&self) -> Vec<Message> {
         match self {
@@ -111,6 +112,17 @@ impl Op {
                 .filter(|p| p.node != p.toward && p.strength != 0.0)
                 .map(|p| Message { from: p.toward, to: vec![p.node], payload: Payload::Parameters })
                 .collect(),
+            Op::Descend { target, from, .. } => {
+                if *target == Slot::Node(*from) {
+                    Vec::new()
+                } else {
+                    vec![Message {
+                        from: Slot::Node(*from),
+                        to: vec![*target],
+                        payload: Payload::Estimate,
+                    }]
+                }
+            }
             Op::Step { .. }
             | Op::Estimate { .. }
             | Op::Apply { .. }

@@ -136,6 +136,17 @@ pub enum Op {
         /// The pulls.
         pulls: Vec<Pull>,
     },
+    /// A server step (DOWNPOUR's parameter server): `target ← target − step·g_from` with
+    /// `g_from` node `from`'s pending estimate (trainable tensors only). The estimate stays
+    /// pending.
+    Descend {
+        /// The vector stepped (usually an auxiliary one).
+        target: Slot,
+        /// Whose estimate.
+        from: usize,
+        /// The step size.
+        step: f64,
+    },
     /// D-POEM's radius proxy: `r_i ← max(r_i, ‖x_i − x_0‖)` with `x_0` the initial model.
     TrackRadius {
         /// The nodes.
@@ -159,7 +170,14 @@ pub enum Op {
 impl Op {
     /// Whether the operation moves data between nodes (skipped during `local_rounds`).
     pub fn communicates(&self) -> bool {
-        matches!(self, Op::Share { .. } | Op::Average { .. } | Op::Mix { .. } | Op::Pull { .. })
+        matches!(
+            self,
+            Op::Share { .. }
+                | Op::Average { .. }
+                | Op::Mix { .. }
+                | Op::Pull { .. }
+                | Op::Descend { .. }
+        )
     }
 
     /// The nodes whose estimators run in this operation.
