@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::estimator::{EstimatorKind, Gradient};
 use crate::node::{Node, Pending, StepReport};
 use crate::params::{self, Layout};
-use crate::population::Population;
+use crate::population::{Population, selection};
 use burn::prelude::*;
 use hdo_gossip::{Oracle, Pull, Quantity, Row, Slot, Smoothing};
 use rayon::prelude::*;
@@ -43,10 +43,7 @@ impl Population {
         seed: u64,
         diagnose: bool,
     ) -> Result<Vec<(usize, StepReport)>, Error> {
-        let mut selected = vec![false; self.nodes.len()];
-        for &i in ids {
-            selected[i] = true;
-        }
+        let selected = selection(self.nodes.len(), ids);
         let (layout, estimators, groups) = (&self.layout, &self.estimators, &self.groups);
         let results: Vec<(usize, Pending, StepReport)> = self
             .nodes
@@ -132,10 +129,7 @@ impl Population {
     pub fn apply_pending(&mut self, ids: &[usize], rule: hdo_gossip::Rule) -> Result<(), Error> {
         let layout = &self.layout;
         let mut work: Vec<(&mut Node, Pending)> = Vec::new();
-        let mut selected = vec![false; self.nodes.len()];
-        for &i in ids {
-            selected[i] = true;
-        }
+        let selected = selection(self.nodes.len(), ids);
         for (node, pending) in self.nodes.iter_mut().zip(self.pending.iter_mut()) {
             if selected[node.id]
                 && let Some(p) = pending.take()

@@ -55,10 +55,7 @@ impl Population {
         seed: u64,
         diagnose: bool,
     ) -> Result<Vec<(usize, StepReport)>, Error> {
-        let mut selected = vec![false; self.nodes.len()];
-        for &i in ids {
-            selected[i] = true;
-        }
+        let selected = selection(self.nodes.len(), ids);
         let (layout, estimators) = (&self.layout, &self.estimators);
         let estimator = |node: &Node| &estimators[usize::from(node.kind == NodeKind::Zo)];
         let (batched, solo): (Vec<&mut Node>, Vec<&mut Node>) =
@@ -202,6 +199,15 @@ impl Population {
         }
         total / n as f64
     }
+}
+
+/// `selected[i]` for each of `n` nodes: whether `i` is in `ids`.
+pub(crate) fn selection(n: usize, ids: &[usize]) -> Vec<bool> {
+    let mut selected = vec![false; n];
+    for &i in ids {
+        selected[i] = true;
+    }
+    selected
 }
 
 /// Give every member the mean of the members' float tensors.

@@ -70,13 +70,7 @@ impl ProtocolSpec for DpoemConfig {
     const SUMMARY: &'static str =
         "parameter-free ZO: DoG steps, radius and parameter consensus, projection";
     fn graph(&self) -> Option<GraphSpec> {
-        Some(GraphSpec {
-            kind: self.topology,
-            p: self.p,
-            edges_file: self.edges_file.clone(),
-            weights: self.weights,
-            redraw: self.redraw,
-        })
+        Some(GraphSpec::new(self.topology, self.p, &self.edges_file, self.weights, self.redraw))
     }
     fn initial_radius(&self) -> Option<f64> {
         Some(self.r_epsilon)

@@ -44,13 +44,7 @@ impl ProtocolSpec for DpsgdConfig {
     const SUMMARY: &'static str =
         "every node steps, then mixes with its graph neighbours by W (D-PSGD)";
     fn graph(&self) -> Option<GraphSpec> {
-        Some(GraphSpec {
-            kind: self.topology,
-            p: self.p,
-            edges_file: self.edges_file.clone(),
-            weights: self.weights,
-            redraw: self.redraw,
-        })
+        Some(GraphSpec::new(self.topology, self.p, &self.edges_file, self.weights, self.redraw))
     }
     fn build(&self, n: usize, seed: u64) -> Result<Box<dyn Protocol>, GossipError> {
         let spec = self.graph().unwrap_or_else(|| unreachable!("a graph protocol"));

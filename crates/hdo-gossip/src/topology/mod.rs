@@ -83,6 +83,19 @@ pub struct GraphSpec {
     pub redraw: bool,
 }
 
+impl GraphSpec {
+    /// The spec of a graph protocol's keys.
+    pub fn new(
+        kind: TopologyKind,
+        p: f64,
+        edges_file: &Option<PathBuf>,
+        weights: Weights,
+        redraw: bool,
+    ) -> GraphSpec {
+        GraphSpec { kind, p, edges_file: edges_file.clone(), weights, redraw }
+    }
+}
+
 /// An undirected simple graph: sorted neighbour lists, no self-loops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graph {
