@@ -42,9 +42,9 @@ pub struct RunState {
     /// Nodes that left the population (`on_divergence = "drop"`), in the order they left.
     #[serde(default)]
     pub dropped: Vec<usize>,
-    /// Each node's most recent training loss (what protocols may look at).
+    /// Each node's most recent training losses, oldest first (what protocols may look at).
     #[serde(default)]
-    pub losses: Vec<f32>,
+    pub losses: Vec<Vec<f32>>,
 }
 
 /// Running counters of a run.

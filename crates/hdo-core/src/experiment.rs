@@ -69,8 +69,8 @@ pub struct Experiment {
     fault: Option<(usize, u64)>,
     /// Each node's kind, as protocols see it.
     kinds: Vec<Kind>,
-    /// Each node's most recent training loss (NaN before its first step).
-    losses: Vec<f32>,
+    /// Each node's most recent training losses, oldest first (the protocol's window).
+    losses: Vec<Vec<f32>>,
 }
 
 impl Experiment {
@@ -176,7 +176,7 @@ impl Experiment {
             active: vec![true; n],
             fault: None,
             kinds,
-            losses: vec![f32::NAN; n],
+            losses: vec![Vec::new(); n],
             population: Population {
                 nodes,
                 layout,
@@ -398,7 +398,11 @@ impl Experiment {
                 };
                 let mut diverged: Vec<(usize, f32)> = Vec::new();
                 for (id, r) in reports {
-                    self.losses[id] = r.loss;
+                    let (history, window) = (&mut self.losses[id], self.protocol.loss_window());
+                    history.push(r.loss);
+                    if history.len() > window.max(1) {
+                        history.remove(0);
+                    }
                     if !r.loss.is_finite() || r.loss as f64 > cfg.max_loss {
                         diverged.push((id, r.loss));
                         continue;

@@ -466,3 +466,78 @@ fn a_parameter_server_round_fits_the_operations() {
         assert_eq!(node_params(&exp, w), flat, "worker {w} holds the server's parameters");
     }
 }
+
+#[test]
+fn easgd_elastic_step_matches_its_formula_for_two_workers() {
+    let mut exp = stepped(2);
+    exp.population.aux.push(exp.population.origin.clone());
+    let (x0, x1) = (node_params(&exp, 0), node_params(&exp, 1));
+    let c: Vec<f32> = exp.population.origin.iter().cloned().flat_map(common::host).collect();
+    let easgd = hdo_gossip::protocol::Easgd { beta: 0.5, period: 1 };
+    let op = easgd.elastic(2);
+    // each worker to the centre and back
+    assert_eq!(op.values_sent(&exp.population), 4 * c.len() as u64);
+    exp.population.execute(&op).unwrap();
+    let alpha = 0.25f32;
+    for k in 0..c.len() {
+        let want0 = (1.0 - alpha) * x0[k] + alpha * c[k];
+        let want_c = x0[k] * alpha + x1[k] * alpha + c[k] * (1.0 - 2.0 * alpha);
+        let got0 = node_params(&exp, 0)[k];
+        assert!((got0 - want0).abs() <= 1e-6 * (1.0 + want0.abs()), "{got0} vs {want0}");
+        let centre: Vec<f32> =
+            exp.population.aux[0].iter().cloned().flat_map(common::host).collect();
+        assert!(
+            (centre[k] - want_c).abs() <= 1e-6 * (1.0 + want_c.abs()),
+            "{} vs {want_c}",
+            centre[k]
+        );
+        if k > 20 {
+            break;
+        }
+    }
+}
+
+#[test]
+fn lsgd_without_pull_is_independent_sgd_and_easgd_and_lsgd_train_and_resume() {
+    let run = |sets: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut exp = Experiment::new(tiny(2, 2, sets)).unwrap();
+        exp.run(dir.path(), &mut |_| {}).unwrap();
+        all_params(&exp)
+    };
+    let none = run(&["protocol.kind=\"none\""]);
+    let lsgd0 = run(&["protocol={kind=\"lsgd\", lambda=0.0, lambda_global=0.0}"]);
+    assert_eq!(lsgd0, none, "λ = λ_G = 0 is independent SGD, bit for bit");
+    let lsgd = run(&["protocol={kind=\"lsgd\", groups=2, k=3, tau=2, tau_global=3}"]);
+    assert_ne!(lsgd, none);
+    for cfg in [
+        tiny(2, 2, &["protocol={kind=\"lsgd\", groups=2, k=3, tau=2}", "checkpoint_every=2"]),
+        tiny(2, 2, &["protocol={kind=\"easgd\", beta=0.5, period=2}", "checkpoint_every=2"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
+        std::fs::create_dir_all(&c).unwrap();
+        let mut keep = |e: hdo_core::Event<'_>| {
+            if let hdo_core::Event::Round { round: 3, .. } = e {
+                std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
+            }
+        };
+        Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
+        let mut resumed = Experiment::new(cfg.clone()).unwrap();
+        assert_eq!(resumed.resume(&c).unwrap(), Some(2));
+        let rest = resumed.run(&c, &mut |_| {}).unwrap();
+        let last =
+            |r: &[hdo_core::metrics::Record]| r.last().map(|r| (r.mean_val_loss, r.bytes_sent));
+        assert_eq!(last(&rest), last(&whole), "{}", cfg.protocol.name());
+        let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
+        let (end_a, end_c) = (read(&a), read(&c));
+        assert_eq!(end_a.nodes, end_c.nodes);
+        assert_eq!(end_a.aux, end_c.aux);
+        assert_eq!(end_a.run.losses, end_c.run.losses);
+        match cfg.protocol.name() {
+            "easgd" => assert_eq!(end_a.aux.len(), 1, "the centre is checkpointed"),
+            _ => assert!(end_a.run.losses.iter().all(|l| l.len() == 3), "k = 3 losses kept"),
+        }
+    }
+}

@@ -111,7 +111,7 @@ fn every_protocol_runs_with_its_clock_and_traffic() {
             let proto = ProtocolConfig::RandomPair(Default::default()).build(4, 0).unwrap();
             let seed = hdo_core::experiment::gossip_seed(0);
             let kinds = [Kind::First; 4];
-            let losses = [f32::NAN; 4];
+            let losses = vec![Vec::new(); 4];
             let planned: u32 = (0..4)
                 .map(|round| {
                     let ctx = Context { round, seed, kinds: &kinds, losses: &losses };

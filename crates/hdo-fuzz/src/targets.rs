@@ -498,7 +498,7 @@ fn checkpoint_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
                 .map(|r| Record { round: r, mean_val_acc: 0.5, ..Record::default() })
                 .collect(),
             dropped: if i == 3 { vec![1] } else { Vec::new() },
-            losses: (0..=i).map(|k| if k == 0 { f32::NAN } else { k as f32 }).collect(),
+            losses: (0..=i).map(|k| (0..k).map(|j| j as f32 + 0.5).collect()).collect(),
         },
         nodes: (0..=i).map(|_| node(rng)).collect(),
         aux: if i == 1 { vec![vec![vec![1.0], vec![2.0, 3.0]]] } else { vec![] },

@@ -19,8 +19,9 @@ pub struct Context<'a> {
     pub seed: u64,
     /// Each node's kind (FO nodes first).
     pub kinds: &'a [Kind],
-    /// Each node's most recent training loss (NaN before its first step).
-    pub losses: &'a [f32],
+    /// Each node's most recent training losses, oldest first: at most the protocol's
+    /// [`loss_window`](crate::Protocol::loss_window), none before its first step.
+    pub losses: &'a [Vec<f32>],
 }
 
 impl<'a> Context<'a> {
@@ -29,8 +30,11 @@ impl<'a> Context<'a> {
         self.kinds.len()
     }
 
-    /// A context for `n` first-order nodes with no losses yet (tests, examples).
-    pub fn uniform(round: u64, seed: u64, kinds: &'a [Kind], losses: &'a [f32]) -> Self {
-        Context { round, seed, kinds, losses }
+    /// Node `i`'s mean loss over its last `k` recorded steps (`None` before its first step).
+    pub fn mean_recent_loss(&self, i: usize, k: usize) -> Option<f64> {
+        let l = self.losses.get(i)?;
+        let recent = &l[l.len().saturating_sub(k.max(1))..];
+        (!recent.is_empty())
+            .then(|| recent.iter().map(|&x| x as f64).sum::<f64>() / recent.len() as f64)
     }
 }

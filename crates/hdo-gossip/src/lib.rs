@@ -19,7 +19,7 @@
 //! use hdo_gossip::{Context, Kind, Op, ProtocolConfig};
 //! let protocol = ProtocolConfig::default().build(6, 42).unwrap();
 //! let kinds = [Kind::First; 6];
-//! let losses = [f32::NAN; 6];
+//! let losses = vec![Vec::new(); 6];
 //! let round = protocol.plan(&Context { round: 0, seed: 42, kinds: &kinds, losses: &losses }).unwrap();
 //! let Op::Average { groups } = &round.ops[1] else { panic!() };
 //! assert_eq!(groups.len(), 3); // 3 disjoint pairs

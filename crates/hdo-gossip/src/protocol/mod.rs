@@ -25,6 +25,10 @@ pub trait Protocol: Send + Sync {
     fn aux_vectors(&self) -> usize {
         0
     }
+    /// How many of each node's recent training losses the context carries.
+    fn loss_window(&self) -> usize {
+        1
+    }
 }
 
 /// A protocol's `[protocol]` keys: what the runtime must know before the first round, and how to
@@ -120,6 +124,8 @@ registry! {
     Dpsgd => dpsgd::DpsgdConfig,
     Dpoem => dpoem::DpoemConfig,
     Hosgd => hosgd::HoSgdConfig,
+    Easgd => easgd::EasgdConfig,
+    Lsgd => lsgd::LsgdConfig,
 }
 
 impl Default for ProtocolConfig {
@@ -147,7 +153,7 @@ pub(crate) mod tests {
     /// Round `round` of `protocol` for `n` first-order nodes.
     pub(crate) fn plan(protocol: &dyn Protocol, round: u64, n: usize, seed: u64) -> Round {
         let kinds = vec![Kind::First; n];
-        let losses = vec![f32::NAN; n];
+        let losses = vec![Vec::new(); n];
         protocol.plan(&Context { round, seed, kinds: &kinds, losses: &losses }).expect("plan")
     }
 
