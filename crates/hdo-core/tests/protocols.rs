@@ -541,3 +541,21 @@ fn lsgd_without_pull_is_independent_sgd_and_easgd_and_lsgd_train_and_resume() {
         }
     }
 }
+
+#[test]
+fn sign_sgd_works_for_first_order_nodes() {
+    // signSGD: an FO node with `sign` moves every trainable parameter by exactly lr (or not at
+    // all where the gradient is 0), through autodiff replicas
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny(1, 0, &["fo.sign=true", "fo.lr=0.01", "steps=1", "protocol.kind=\"none\""]);
+    let mut exp = Experiment::new(cfg).unwrap();
+    let before = node_params(&exp, 0);
+    exp.run(dir.path(), &mut |_| {}).unwrap();
+    let after = node_params(&exp, 0);
+    let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert!(moved > before.len() / 2, "{moved} of {} moved", before.len());
+    for (a, b) in before.iter().zip(&after) {
+        let d = (a - b).abs();
+        assert!(d == 0.0 || (d - 0.01).abs() < 1e-6, "moved by {d}");
+    }
+}
