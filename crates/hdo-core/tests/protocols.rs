@@ -274,38 +274,46 @@ fn dpoem_has_no_learning_rate_and_is_scale_free() {
     assert_ne!(scaled, base, "the scale did reach the loss");
 }
 
+/// Run `cfg` whole, and again from its round-2 checkpoint (kept aside as if the run had been
+/// killed in round 3): the metrics (but wall times) must agree; returns both final checkpoints.
+fn resumes_exactly(cfg: &hdo_core::ExperimentConfig) -> (Checkpoint, Checkpoint) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
+    std::fs::create_dir_all(&c).unwrap();
+    let mut keep = |e: hdo_core::Event<'_>| {
+        if let hdo_core::Event::Round { round: 3, .. } = e {
+            std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
+        }
+    };
+    Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
+    let mut resumed = Experiment::new(cfg.clone()).unwrap();
+    assert_eq!(resumed.resume(&c).unwrap(), Some(2));
+    let rest = resumed.run(&c, &mut |_| {}).unwrap();
+    let strip = |r: Vec<hdo_core::metrics::Record>| -> Vec<_> {
+        r.into_iter()
+            .map(|mut r| {
+                (r.elapsed_s, r.train_s) = (0.0, 0.0);
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(rest), strip(whole), "{}", cfg.protocol.name());
+    let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
+    let (end_a, end_c) = (read(&a), read(&c));
+    assert_eq!(end_a.nodes, end_c.nodes, "{}", cfg.protocol.name());
+    assert_eq!(end_a.aux, end_c.aux);
+    assert_eq!(end_a.run.losses, end_c.run.losses);
+    (end_a, end_c)
+}
+
 #[test]
 fn dpoem_and_hosgd_resume_exactly() {
     for cfg in [dpoem(&["checkpoint_every=2", "eval_every=3"]), hosgd(&["checkpoint_every=2"])] {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-        let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
-        std::fs::create_dir_all(&c).unwrap();
-        let mut keep = |e: hdo_core::Event<'_>| {
-            if let hdo_core::Event::Round { round: 3, .. } = e {
-                std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
-            }
-        };
-        Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
-        let mut resumed = Experiment::new(cfg.clone()).unwrap();
-        assert_eq!(resumed.resume(&c).unwrap(), Some(2));
-        let rest = resumed.run(&c, &mut |_| {}).unwrap();
-        let strip = |r: Vec<hdo_core::metrics::Record>| -> Vec<_> {
-            r.into_iter()
-                .map(|mut r| {
-                    (r.elapsed_s, r.train_s) = (0.0, 0.0);
-                    r
-                })
-                .collect()
-        };
-        assert_eq!(strip(rest), strip(whole), "{}", cfg.protocol.name());
-        let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
-        let (end_a, end_c) = (read(&a), read(&c));
-        assert_eq!(end_a.nodes, end_c.nodes);
-        assert_eq!(end_a.run.losses, end_c.run.losses);
+        let (end, _) = resumes_exactly(&cfg);
         if cfg.protocol.name() == "dpoem" {
             assert!(
-                end_a.nodes.iter().all(|n| n.dog.0 > 0.0 && n.dog.1 > 0.0 && !n.iterate.is_empty())
+                end.nodes.iter().all(|n| n.dog.0 > 0.0 && n.dog.1 > 0.0 && !n.iterate.is_empty())
             );
         }
     }
@@ -514,27 +522,7 @@ fn lsgd_without_pull_is_independent_sgd_and_easgd_and_lsgd_train_and_resume() {
         tiny(2, 2, &["protocol={kind=\"lsgd\", groups=2, k=3, tau=2}", "checkpoint_every=2"]),
         tiny(2, 2, &["protocol={kind=\"easgd\", beta=0.5, period=2}", "checkpoint_every=2"]),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-        let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
-        std::fs::create_dir_all(&c).unwrap();
-        let mut keep = |e: hdo_core::Event<'_>| {
-            if let hdo_core::Event::Round { round: 3, .. } = e {
-                std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
-            }
-        };
-        Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
-        let mut resumed = Experiment::new(cfg.clone()).unwrap();
-        assert_eq!(resumed.resume(&c).unwrap(), Some(2));
-        let rest = resumed.run(&c, &mut |_| {}).unwrap();
-        let last =
-            |r: &[hdo_core::metrics::Record]| r.last().map(|r| (r.mean_val_loss, r.bytes_sent));
-        assert_eq!(last(&rest), last(&whole), "{}", cfg.protocol.name());
-        let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
-        let (end_a, end_c) = (read(&a), read(&c));
-        assert_eq!(end_a.nodes, end_c.nodes);
-        assert_eq!(end_a.aux, end_c.aux);
-        assert_eq!(end_a.run.losses, end_c.run.losses);
+        let (end_a, _) = resumes_exactly(&cfg);
         match cfg.protocol.name() {
             "easgd" => assert_eq!(end_a.aux.len(), 1, "the centre is checkpointed"),
             _ => assert!(end_a.run.losses.iter().all(|l| l.len() == 3), "k = 3 losses kept"),
