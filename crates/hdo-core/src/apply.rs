@@ -15,6 +15,7 @@ use rayon::prelude::*;
 /// Which estimator a node runs for `oracle`, and whether on its plain copy.
 fn choose(node: &Node, oracle: Oracle) -> Result<(usize, bool), Error> {
     match (oracle, node.kind) {
+        (Oracle::Own, _) if node.in_zeroth_phase() => Ok((1, node.kind == NodeKind::Fo)),
         (Oracle::Own, kind) => Ok((usize::from(kind == NodeKind::Zo), false)),
         (Oracle::First, NodeKind::Fo) => Ok((0, false)),
         (Oracle::First, NodeKind::Zo) => Err(Error::Config {
@@ -50,6 +51,7 @@ impl Population {
             .par_iter_mut()
             .filter(|n| selected[n.id])
             .map(|node| {
+                node.enter_phase();
                 let (which, plain) = choose(node, oracle)?;
                 let own;
                 let estimator = match smoothing {

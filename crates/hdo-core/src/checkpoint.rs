@@ -218,6 +218,9 @@ impl NodeState {
         node.model = params::map(node.model.clone(), |_, current| {
             params::upload(tensors.next().unwrap_or_default(), &current.device())
         });
+        // past an order switch the momentum belongs to the second phase's optimizer
+        node.steps = self.steps;
+        node.enter_phase();
         if let Some(device) = device {
             let velocity =
                 self.velocity.into_iter().map(|v| v.map(|v| params::upload(v, &device))).collect();

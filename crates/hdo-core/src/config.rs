@@ -147,6 +147,20 @@ impl Default for PopulationConfig {
     }
 }
 
+/// Which order of estimates an FO node uses over training (`[fo] order_schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSchedule {
+    /// First order throughout.
+    #[default]
+    Fixed,
+    /// Zeroth order (the `[zo]` estimator and optimizer) for the first `switch_at` of the steps,
+    /// then first order.
+    Zofo,
+    /// First order for the first `switch_at` of the steps, then zeroth order.
+    Fozo,
+}
+
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -199,6 +213,26 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
         ("stack", fo.stack != d.stack),
         ("batch_nodes", fo.batch_nodes != d.batch_nodes),
     ];
+    let (zo, d) = (&c.zo, GroupConfig::default());
+    let fo_only = [
+        ("order_schedule", zo.order_schedule != d.order_schedule),
+        ("switch_at", zo.switch_at != d.switch_at),
+    ];
+    if let Some((key, _)) = fo_only.iter().find(|(_, set)| *set) {
+        return Err(Error::Config {
+            key: format!("zo.{key}"),
+            problem: format!(
+                "applies to first-order nodes only (ZO nodes cannot take backprop steps); set \
+                 fo.{key} instead"
+            ),
+        });
+    }
+    if !(0.0..=1.0).contains(&c.fo.switch_at) {
+        return Err(Error::Config {
+            key: "fo.switch_at".into(),
+            problem: format!("a fraction of the steps in [0, 1], got {}", c.fo.switch_at),
+        });
+    }
     if let Some((key, _)) = zo_only.iter().find(|(_, set)| *set) {
         return Err(Error::Config {
             key: format!("fo.{key}"),
@@ -277,6 +311,10 @@ pub struct GroupConfig {
     pub debias_ratio: f64,
     /// Sign step (ZO-signSGD / signum): `x ← x − lr·sign(v)`.
     pub sign: bool,
+    /// FO nodes: change the order of estimates once during training (`zofo`, `fozo`).
+    pub order_schedule: OrderSchedule,
+    /// With `order_schedule`: the fraction of the run's steps before the switch, in [0, 1].
+    pub switch_at: f64,
     /// Learning-rate schedule.
     pub schedule: ScheduleKind,
     /// Linear warm-up steps of the schedule.
@@ -304,6 +342,8 @@ impl Default for GroupConfig {
             projection: Projection::Global,
             debias_ratio: 0.5,
             sign: false,
+            order_schedule: OrderSchedule::Fixed,
+            switch_at: 0.5,
             schedule: ScheduleKind::Constant,
             warmup: 0,
             stack: 1,

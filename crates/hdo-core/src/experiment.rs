@@ -107,13 +107,13 @@ impl Experiment {
             .enumerate()
             .map(|(id, (kind, shard))| {
                 let g = config.group(kind);
-                let schedule = LrSchedule {
-                    lr: g.lr,
-                    kind: g.schedule,
-                    warmup: g.warmup,
-                    total: config.steps,
+                let phases = phases(&config, kind);
+                // a ZOFO node's first optimizer is the [zo] section's
+                let first = if phases.as_ref().is_some_and(|p| p.zeroth_first) {
+                    NodeKind::Zo
+                } else {
+                    kind
                 };
-                let style = g.momentum_style.unwrap_or(crate::config::MomentumStyle::Sgd);
                 let needs_ad = g.estimator.is_some_and(|e| e.needs_autodiff());
                 // FO replicas: `train()` lifts the parameters onto the autodiff device as tracked
                 // leaves (`fork` would keep them plain).
@@ -127,13 +127,14 @@ impl Experiment {
                     kind,
                     model,
                     sampler: ShardSampler::new(shard, mix(config.seed ^ mix(id as u64 + 1))),
-                    optimizer: Optimizer::new(schedule, g.momentum, style, g.sign),
+                    optimizer: optimizer(&config, first),
                     batch_size: g.batch_size,
                     stack: g.stack,
                     batched: g.batch_nodes && !needs_ad,
                     steps: 0,
                     device,
                     dog: Default::default(),
+                    phases,
                 }
             })
             .collect::<Vec<Node>>();
@@ -556,7 +557,9 @@ impl Experiment {
                 _ => continue,
             };
             for &i in op.estimating() {
-                let kind = match (oracle, self.population.nodes[i].kind) {
+                let node = &self.population.nodes[i];
+                let kind = match (oracle, node.kind) {
+                    (Oracle::Own, _) if node.in_zeroth_phase() => NodeKind::Zo,
                     (Oracle::Own, k) => k,
                     (Oracle::First, _) => NodeKind::Fo,
                     (Oracle::Zeroth, _) => NodeKind::Zo,
@@ -808,6 +811,28 @@ impl hdo_gossip::Sizes for DescribeSizes {
     fn estimate(&self, node: usize) -> u64 {
         self.estimates.get(node).copied().unwrap_or(self.parameters)
     }
+}
+
+/// The phases of an FO node with `[fo] order_schedule`: the first phase's optimizer is built by
+/// the caller from its group; this returns the switch step and the second phase's optimizer.
+fn phases(config: &ExperimentConfig, kind: NodeKind) -> Option<crate::node::Phases> {
+    use crate::config::OrderSchedule;
+    let zeroth_first = match (kind, config.fo.order_schedule) {
+        (NodeKind::Fo, OrderSchedule::Zofo) => true,
+        (NodeKind::Fo, OrderSchedule::Fozo) => false,
+        _ => return None,
+    };
+    let second = if zeroth_first { NodeKind::Fo } else { NodeKind::Zo };
+    let switch = (config.fo.switch_at * config.steps as f64).round() as u64;
+    Some(crate::node::Phases { zeroth_first, switch, next: Some(optimizer(config, second)) })
+}
+
+/// A fresh optimizer with `kind`'s group settings over the run's steps.
+fn optimizer(config: &ExperimentConfig, kind: NodeKind) -> Optimizer {
+    let g = config.group(kind);
+    let schedule = LrSchedule { lr: g.lr, kind: g.schedule, warmup: g.warmup, total: config.steps };
+    let style = g.momentum_style.unwrap_or(crate::config::MomentumStyle::Sgd);
+    Optimizer::new(schedule, g.momentum, style, g.sign)
 }
 
 /// A protocol that cannot be built, as the library's error.

@@ -37,6 +37,21 @@ pub struct Node {
     pub device: Device,
     /// Distance-over-gradients state (D-POEM); unused by other protocols.
     pub dog: DogState,
+    /// A change of estimate order during training (`[fo] order_schedule`), if any.
+    pub phases: Option<Phases>,
+}
+
+/// An FO node's two phases (ZOFO: zeroth then first order; FOZO: the reverse). The optimizer of
+/// the phase to come waits in `next`, fresh; at the switch it replaces the node's, so momentum
+/// starts anew with the new order.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    /// Whether the first phase is zeroth order (ZOFO).
+    pub zeroth_first: bool,
+    /// The local step at which the second phase starts.
+    pub switch: u64,
+    /// The second phase's optimizer, until the switch.
+    pub next: Option<Optimizer>,
 }
 
 /// A node's D-POEM state: radius proxy, squared-gradient sum, and the radius-weighted sum of its
@@ -90,10 +105,29 @@ impl Node {
         diagnose: bool,
         batcher: Option<&Batcher>,
     ) -> Result<StepReport, Error> {
+        let plain = self.enter_phase();
         let (pending, report) =
-            self.estimate(estimator, train, layout, seed, diagnose, batcher, false)?;
+            self.estimate(estimator, train, layout, seed, diagnose, batcher, plain)?;
         self.apply(pending, layout);
         Ok(report)
+    }
+
+    /// Whether this step is a zeroth-order one of an FO node with an order schedule (then its
+    /// plain copy is evaluated with the `[zo]` estimator).
+    pub fn in_zeroth_phase(&self) -> bool {
+        self.phases.as_ref().is_some_and(|p| p.zeroth_first == (self.steps < p.switch))
+    }
+
+    /// Switch optimizers if the second phase has begun (idempotent); returns
+    /// [`Node::in_zeroth_phase`].
+    pub fn enter_phase(&mut self) -> bool {
+        if let Some(p) = self.phases.as_mut()
+            && self.steps >= p.switch
+            && let Some(next) = p.next.take()
+        {
+            self.optimizer = next;
+        }
+        self.in_zeroth_phase()
     }
 
     /// Draw a minibatch and estimate at the current parameters without applying. With
@@ -154,6 +188,9 @@ impl Node {
         let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
         self.model = self.optimizer.step(model, layout, &pending.gradient, self.steps);
         self.steps += 1;
+        // switch as soon as the step count reaches it, so that a checkpoint taken now saves the
+        // momentum of the optimizer the next step uses
+        self.enter_phase();
     }
 
     /// Apply an estimate by distance over gradients: `G ← G + ‖g‖²`, `x ← x − (r/√G)·g` with

@@ -57,7 +57,9 @@ impl Population {
     ) -> Result<Vec<(usize, StepReport)>, Error> {
         let selected = selection(self.nodes.len(), ids);
         let (layout, estimators) = (&self.layout, &self.estimators);
-        let estimator = |node: &Node| &estimators[usize::from(node.kind == NodeKind::Zo)];
+        let estimator = |node: &Node| {
+            &estimators[usize::from(node.kind == NodeKind::Zo || node.in_zeroth_phase())]
+        };
         let (batched, solo): (Vec<&mut Node>, Vec<&mut Node>) =
             self.nodes.iter_mut().filter(|n| selected[n.id]).partition(|n| n.batched);
         let batcher = Batcher::new();

@@ -547,3 +547,38 @@ fn sign_sgd_works_for_first_order_nodes() {
         assert!(d == 0.0 || (d - 0.01).abs() < 1e-6, "moved by {d}");
     }
 }
+
+#[test]
+fn zofo_and_fozo_switch_at_the_configured_step_and_count_passes() {
+    // one FO node, 6 steps, switch at 3; the ZO phase: forward differences with rv 4 (5 passes)
+    for (schedule, zo_rounds) in [("zofo", 0..3), ("fozo", 3..6)] {
+        let dir = tempfile::tempdir().unwrap();
+        let set = format!("fo.order_schedule=\"{schedule}\"");
+        let cfg = tiny(1, 0, &[&set, "fo.switch_at=0.5", "eval_every=1", "protocol.kind=\"none\""]);
+        let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+        for w in records.windows(2) {
+            let round = w[0].round;
+            let (df, db) = (
+                w[1].forward_passes - w[0].forward_passes,
+                w[1].backward_passes - w[0].backward_passes,
+            );
+            let zo = zo_rounds.contains(&round);
+            assert_eq!((df, db), if zo { (5, 0) } else { (1, 1) }, "{schedule} round {round}");
+        }
+    }
+    // each phase has its own optimizer (lr, momentum): zofo switches at step 2 (the checkpoint's
+    // step, so the restored momentum is the FO optimizer's), fozo at 3 (after it)
+    let phases =
+        ["fo.lr=0.05", "fo.momentum=0.9", "zo.lr=0.01", "zo.momentum=0.5", "checkpoint_every=2"];
+    for (schedule, at) in [("zofo", "fo.switch_at=0.25"), ("fozo", "fo.switch_at=0.5")] {
+        let set = format!("fo.order_schedule=\"{schedule}\"");
+        let mut sets = vec![set.as_str(), at];
+        sets.extend_from_slice(&phases);
+        let (end, _) = resumes_exactly(&tiny(1, 0, &sets));
+        assert!(end.nodes[0].velocity.iter().all(Option::is_some), "{schedule}");
+    }
+    let e = hdo_core::ExperimentConfig::from_toml("", &["zo.order_schedule=\"zofo\"".into()]);
+    assert!(e.is_err_and(|e| e.to_string().contains("zo.order_schedule")));
+    let e = hdo_core::ExperimentConfig::from_toml("", &["fo.switch_at=1.5".into()]);
+    assert!(e.is_err_and(|e| e.to_string().contains("fo.switch_at")));
+}
