@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::estimator::{EstimatorKind, Gradient};
 use crate::node::{Node, Pending, StepReport};
 use crate::params::{self, Layout};
-use crate::population::{Population, selection};
+use crate::population::{Population, Queued, selection};
 use burn::prelude::*;
 use hdo_gossip::{Oracle, Pull, Quantity, Row, Slot, Smoothing};
 use rayon::prelude::*;
@@ -146,6 +146,11 @@ impl Population {
                     Ok(())
                 }
                 hdo_gossip::Rule::DistanceOverGradients => node.apply_dog(p, layout),
+                hdo_gossip::Rule::Discard => {
+                    node.steps += 1;
+                    node.enter_phase();
+                    Ok(())
+                }
             })
             .collect()
     }
@@ -230,6 +235,12 @@ impl Population {
     /// when `from` has no pending estimate).
     pub fn descend(&mut self, target: Slot, from: usize, step: f64) {
         let Some(pending) = self.pending.get(from).and_then(Option::as_ref) else { return };
+        let gradient = pending.gradient.clone();
+        self.step_slot(target, &gradient, step);
+    }
+
+    /// `target ← target − step·g` on the trainable tensors, in f32.
+    fn step_slot(&mut self, target: Slot, gradient: &Gradient, step: f64) {
         let device = self.plain_device();
         let step = step as f32;
         let values: Vec<Tensor<1>> = self
@@ -237,11 +248,34 @@ impl Population {
             .into_iter()
             .zip(&self.layout.tensors)
             .map(|(x, info)| match info.trainable {
-                Some(l) => x - pending.gradient.tensor(l, info, &device) * step,
+                Some(l) => x - gradient.tensor(l, info, &device) * step,
                 None => x,
             })
             .collect();
         self.set_slot(target, values);
+    }
+
+    /// `Op::Push`: queue a copy of each listed node's pending estimate for `target`, due at its
+    /// round; the queue stays in (due, node) order.
+    pub fn push(&mut self, pushes: &[(usize, u64)], target: Slot) {
+        for &(from, due) in pushes {
+            if let Some(p) = self.pending.get(from).and_then(Option::as_ref) {
+                self.queue.push(Queued { due, from, target, gradient: p.gradient.clone() });
+            }
+        }
+        self.queue.sort_by_key(|q| (q.due, q.from));
+    }
+
+    /// `Op::ServerApply`: apply every estimate queued for `target` and due by `round`, in queue
+    /// order, and drop them from the queue.
+    pub fn server_apply(&mut self, target: Slot, round: u64, step: f64) {
+        let (due, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|q| q.target == target && q.due <= round);
+        self.queue = rest;
+        for q in due {
+            self.step_slot(target, &q.gradient, step);
+        }
     }
 
     /// Euclidean norm of the trainable part of `values` (flat float tensors in layout order).
@@ -345,6 +379,8 @@ impl Population {
             Op::Project { nodes, radius } => self.project(nodes, *radius)?,
             Op::Accumulate { nodes } => self.accumulate(nodes),
             Op::Descend { target, from, step } => self.descend(*target, *from, *step),
+            Op::Push { pushes, target } => self.push(pushes, *target),
+            Op::ServerApply { target, round, step } => self.server_apply(*target, *round, *step),
             Op::Apply { nodes, rule } => self.apply_pending(nodes, *rule)?,
             Op::Step { .. } | Op::Estimate { .. } => {
                 return Err(Error::Device(
@@ -381,6 +417,11 @@ pub fn restrict(op: &hdo_gossip::Op, active: &[bool]) -> hdo_gossip::Op {
         Op::TrackRadius { nodes: v } => Op::TrackRadius { nodes: nodes(v) },
         Op::Project { nodes: v, radius } => Op::Project { nodes: nodes(v), radius: *radius },
         Op::Accumulate { nodes: v } => Op::Accumulate { nodes: nodes(v) },
+        Op::Push { pushes, target } => Op::Push {
+            pushes: pushes.iter().copied().filter(|&(i, _)| active[i]).collect(),
+            target: *target,
+        },
+        Op::ServerApply { .. } => op.clone(),
         Op::Descend { target, from, step } => {
             if on(*target) && on(Slot::Node(*from)) {
                 Op::Descend { target: *target, from: *from, step: *step }

@@ -95,6 +95,43 @@ pub struct Checkpoint {
     pub nodes: Vec<NodeState>,
     /// The protocol's auxiliary vectors, every float tensor flat.
     pub aux: Vec<Vec<Vec<f32>>>,
+    /// Estimates pushed to a server and not applied yet, in queue order.
+    pub queue: Vec<QueuedState>,
+}
+
+/// A queued estimate (`Op::Push`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedState {
+    /// The round it is applied in.
+    pub due: u64,
+    /// Who sent it.
+    pub from: usize,
+    /// The server: `Some(k)` for auxiliary vector k, `None` for node `node`.
+    pub aux: Option<usize>,
+    /// The server node when `aux` is `None`.
+    pub node: usize,
+    /// The estimate.
+    pub estimate: EstimateState,
+}
+
+/// An estimate on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EstimateState {
+    /// One flat tensor per trainable tensor.
+    Dense(Vec<Vec<f32>>),
+    /// Coefficients of directions regenerated from a noise stream's key and step.
+    Seeded {
+        /// The stream's key.
+        key: [u32; 2],
+        /// The stream's step.
+        step: u32,
+        /// Directions.
+        directions: u32,
+        /// Coefficient blocks per direction.
+        blocks: usize,
+        /// `directions × blocks` coefficients.
+        coefficients: Vec<f32>,
+    },
 }
 
 /// The header: the state without the tensors, whose lengths it records instead. TOML rather than
@@ -107,6 +144,32 @@ struct Header {
     nodes: Vec<NodeHeader>,
     #[serde(default)]
     aux: Vec<Vec<usize>>,
+    #[serde(default)]
+    queue: Vec<QueuedHeader>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct QueuedHeader {
+    due: u64,
+    from: usize,
+    #[serde(default)]
+    aux: Option<usize>,
+    #[serde(default)]
+    node: usize,
+    /// Dense: the tensors' lengths.
+    #[serde(default)]
+    dense: Vec<usize>,
+    #[serde(default)]
+    seeded: Option<SeededHeader>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeededHeader {
+    key: [u32; 2],
+    step: u32,
+    directions: u32,
+    blocks: usize,
+    coefficients: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -264,7 +327,11 @@ impl Checkpoint {
                 w.write_all(&buf)?;
             }
         }
-        for v in self.aux.iter().flatten() {
+        let queued = self.queue.iter().flat_map(|q| match &q.estimate {
+            EstimateState::Dense(ts) => ts.iter().collect::<Vec<_>>(),
+            EstimateState::Seeded { coefficients, .. } => vec![coefficients],
+        });
+        for v in self.aux.iter().flatten().chain(queued) {
             buf.clear();
             buf.extend(v.iter().flat_map(|x| x.to_le_bytes()));
             w.write_all(&buf)?;
@@ -295,6 +362,33 @@ impl Checkpoint {
                 })
                 .collect(),
             aux: self.aux.iter().map(|a| a.iter().map(Vec::len).collect()).collect(),
+            queue: self
+                .queue
+                .iter()
+                .map(|q| {
+                    let (dense, seeded) = match &q.estimate {
+                        EstimateState::Dense(ts) => (ts.iter().map(Vec::len).collect(), None),
+                        EstimateState::Seeded { key, step, directions, blocks, coefficients } => (
+                            Vec::new(),
+                            Some(SeededHeader {
+                                key: *key,
+                                step: *step,
+                                directions: *directions,
+                                blocks: *blocks,
+                                coefficients: coefficients.len(),
+                            }),
+                        ),
+                    };
+                    QueuedHeader {
+                        due: q.due,
+                        from: q.from,
+                        aux: q.aux,
+                        node: q.node,
+                        dense,
+                        seeded,
+                    }
+                })
+                .collect(),
         };
         let text = toml::to_string(&header).map_err(|e| corrupt(path, e.to_string()))?;
         Ok(text)
@@ -360,13 +454,35 @@ impl Checkpoint {
             .iter()
             .map(|a| a.iter().map(|&k| floats(k)).collect::<Result<Vec<_>, _>>())
             .collect::<Result<_, _>>()?;
+        let mut queue = Vec::with_capacity(header.queue.len().min(body.len()));
+        for q in header.queue {
+            let estimate = match q.seeded {
+                Some(s) => EstimateState::Seeded {
+                    key: s.key,
+                    step: s.step,
+                    directions: s.directions,
+                    blocks: s.blocks,
+                    coefficients: floats(s.coefficients)?,
+                },
+                None => EstimateState::Dense(
+                    q.dense.iter().map(|&k| floats(k)).collect::<Result<_, _>>()?,
+                ),
+            };
+            queue.push(QueuedState {
+                due: q.due,
+                from: q.from,
+                aux: q.aux,
+                node: q.node,
+                estimate,
+            });
+        }
         if at != body.len() {
             return Err(corrupt(
                 path,
                 format!("{} unexpected bytes after the data", body.len() - at),
             ));
         }
-        Ok(Checkpoint { config: header.config, run: header.run, nodes, aux })
+        Ok(Checkpoint { config: header.config, run: header.run, nodes, aux, queue })
     }
 }
 
@@ -449,6 +565,28 @@ mod tests {
                 },
             ],
             aux: vec![vec![vec![9.0, 8.0], vec![]]],
+            queue: vec![
+                QueuedState {
+                    due: 3,
+                    from: 1,
+                    aux: Some(0),
+                    node: 0,
+                    estimate: EstimateState::Dense(vec![vec![0.5], vec![]]),
+                },
+                QueuedState {
+                    due: 4,
+                    from: 0,
+                    aux: None,
+                    node: 1,
+                    estimate: EstimateState::Seeded {
+                        key: [7, 9],
+                        step: 2,
+                        directions: 2,
+                        blocks: 1,
+                        coefficients: vec![0.25, -1.0],
+                    },
+                },
+            ],
         }
     }
 

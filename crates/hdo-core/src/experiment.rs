@@ -1,9 +1,12 @@
 //! An experiment: build the population from a config, run the rounds, evaluate, write outputs.
 
-use crate::checkpoint::{self, Checkpoint, NodeState, RunState, Totals};
+use crate::checkpoint::{
+    self, Checkpoint, EstimateState, NodeState, QueuedState, RunState, Totals,
+};
 use crate::config::{DivergencePolicy, ExperimentConfig, NodeKind};
 use crate::data::{Dataset, ValidationSet};
 use crate::error::Error;
+use crate::estimator::Gradient;
 use crate::evaluate::{Evaluation, evaluate};
 use crate::metrics::{NodeEval, Record, write_atomic, write_outputs};
 use crate::node::Node;
@@ -186,6 +189,7 @@ impl Experiment {
                 pending: vec![None; n],
                 aux,
                 origin,
+                queue: Vec::new(),
             },
             data,
             validation,
@@ -265,9 +269,11 @@ impl Experiment {
         {
             return Err(bad("its protocol's auxiliary vectors do not fit this run".into()));
         }
+        let queue = self.restore_queue(&saved.queue).map_err(bad)?;
         for (node, state) in self.population.nodes.iter_mut().zip(saved.nodes) {
             state.restore(node).map_err(bad)?;
         }
+        self.population.queue = queue;
         let device = self.population.plain_device();
         self.population.aux = saved
             .aux
@@ -630,6 +636,50 @@ impl Experiment {
         }
     }
 
+    /// A checkpoint's queued estimates, checked against this population.
+    fn restore_queue(
+        &self,
+        saved: &[QueuedState],
+    ) -> Result<Vec<crate::population::Queued>, String> {
+        let pop = &self.population;
+        let device = pop.plain_device();
+        let trainable: Vec<&crate::params::TensorInfo> = pop.layout.trainable().collect();
+        saved
+            .iter()
+            .map(|q| {
+                let target = match q.aux {
+                    Some(k) if k < pop.aux.len() => hdo_gossip::Slot::Aux(k),
+                    None if q.node < pop.len() => hdo_gossip::Slot::Node(q.node),
+                    _ => return Err("a queued estimate names a server this run does not have".into()),
+                };
+                if q.from >= pop.len() {
+                    return Err(format!("a queued estimate comes from node {}, which does not exist", q.from));
+                }
+                let gradient = match &q.estimate {
+                    EstimateState::Dense(ts) => {
+                        if ts.len() != trainable.len() || ts.iter().zip(&trainable).any(|(t, i)| t.len() != i.numel) {
+                            return Err("a queued estimate does not fit the model".into());
+                        }
+                        Gradient::Dense(ts.iter().map(|t| params::upload(t.clone(), &device)).collect())
+                    }
+                    EstimateState::Seeded { key, step, directions, blocks, coefficients } => {
+                        let blocks_ok = *blocks == 1 || *blocks == trainable.len();
+                        if !blocks_ok || coefficients.len() != *directions as usize * blocks {
+                            return Err("a queued seeded estimate has the wrong number of coefficients".into());
+                        }
+                        Gradient::Seeded(crate::estimator::SeededGradient {
+                            noise: crate::noise::NoiseStream::from_parts(*key, *step),
+                            directions: *directions,
+                            blocks: *blocks,
+                            coefficients: coefficients.clone(),
+                        })
+                    }
+                };
+                Ok(crate::population::Queued { due: q.due, from: q.from, target, gradient })
+            })
+            .collect()
+    }
+
     /// The run's whole state, given where the run stands (`path`: where it goes, for errors).
     fn checkpoint(&self, run: RunState, path: &Path) -> Result<Checkpoint, Error> {
         let layout = &self.population.layout;
@@ -646,7 +696,34 @@ impl Experiment {
             .iter()
             .map(|a| a.iter().cloned().map(params::download).collect::<Result<Vec<_>, _>>())
             .collect::<Result<_, _>>()?;
-        Ok(Checkpoint { config: self.config.to_toml(), run, nodes, aux })
+        let queue = self
+            .population
+            .queue
+            .iter()
+            .map(|q| {
+                let estimate = match &q.gradient {
+                    Gradient::Dense(ts) => EstimateState::Dense(
+                        ts.iter().cloned().map(params::download).collect::<Result<_, _>>()?,
+                    ),
+                    Gradient::Seeded(s) => {
+                        let (key, step) = s.noise.parts();
+                        EstimateState::Seeded {
+                            key,
+                            step,
+                            directions: s.directions,
+                            blocks: s.blocks,
+                            coefficients: s.coefficients.clone(),
+                        }
+                    }
+                };
+                let (aux, node) = match q.target {
+                    hdo_gossip::Slot::Aux(k) => (Some(k), 0),
+                    hdo_gossip::Slot::Node(i) => (None, i),
+                };
+                Ok(QueuedState { due: q.due, from: q.from, aux, node, estimate })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Checkpoint { config: self.config.to_toml(), run, nodes, aux, queue })
     }
 
     /// Evaluate every node and the mean model.

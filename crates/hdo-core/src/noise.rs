@@ -219,6 +219,16 @@ impl NoiseStream {
         NoiseStream { key: [k as u32, (k >> 32) as u32], step: step as u32 }
     }
 
+    /// The stream's key and step, to store it (see [`NoiseStream::from_parts`]).
+    pub fn parts(&self) -> ([u32; 2], u32) {
+        (self.key, self.step)
+    }
+
+    /// The stream [`NoiseStream::parts`] describes.
+    pub fn from_parts(key: [u32; 2], step: u32) -> Self {
+        NoiseStream { key, step }
+    }
+
     /// A seed for this step's dropout masks (shared by all passes of the step).
     pub fn dropout_seed(&self) -> u64 {
         mix(((self.key[1] as u64) << 32 | self.key[0] as u64) ^ mix(self.step as u64 ^ 0xD50F))

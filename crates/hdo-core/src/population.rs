@@ -27,6 +27,21 @@ pub struct Population {
     pub aux: Vec<Vec<Tensor<1>>>,
     /// The initial model's float tensors `x_0` (flat, plain device): D-POEM's radius origin.
     pub origin: Vec<Tensor<1>>,
+    /// Estimates pushed to a server and not applied yet (`Op::Push`), in (due, node) order.
+    pub queue: Vec<Queued>,
+}
+
+/// An estimate on its way to a server.
+#[derive(Clone)]
+pub struct Queued {
+    /// The round it is applied in.
+    pub due: u64,
+    /// Who sent it.
+    pub from: usize,
+    /// The server.
+    pub target: hdo_gossip::Slot,
+    /// The estimate.
+    pub gradient: crate::estimator::Gradient,
 }
 
 impl Population {

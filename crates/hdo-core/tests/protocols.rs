@@ -303,6 +303,7 @@ fn resumes_exactly(cfg: &hdo_core::ExperimentConfig) -> (Checkpoint, Checkpoint)
     let (end_a, end_c) = (read(&a), read(&c));
     assert_eq!(end_a.nodes, end_c.nodes, "{}", cfg.protocol.name());
     assert_eq!(end_a.aux, end_c.aux);
+    assert_eq!(end_a.queue, end_c.queue);
     assert_eq!(end_a.run.losses, end_c.run.losses);
     (end_a, end_c)
 }
@@ -581,4 +582,57 @@ fn zofo_and_fozo_switch_at_the_configured_step_and_count_passes() {
     assert!(e.is_err_and(|e| e.to_string().contains("zo.order_schedule")));
     let e = hdo_core::ExperimentConfig::from_toml("", &["fo.switch_at=1.5".into()]);
     assert!(e.is_err_and(|e| e.to_string().contains("fo.switch_at")));
+}
+
+#[test]
+fn downpour_without_delay_is_synchronous_sgd_on_the_server_and_staleness_resumes_exactly() {
+    // round 0, no delay: the server takes every worker's gradient at x_0, one after another
+    let cfg = |extra: &[&str]| {
+        let mut sets = vec!["protocol={kind=\"downpour\", server_lr=0.05}", "steps=1"];
+        sets.extend_from_slice(extra);
+        tiny(3, 0, &sets)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut exp = Experiment::new(cfg(&[])).unwrap();
+    let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+    let mut probe = Experiment::new(cfg(&[])).unwrap();
+    let train = probe.data.train.clone();
+    let (oracle, smoothing) = (hdo_gossip::Oracle::Own, hdo_gossip::Smoothing::Configured);
+    probe.population.estimate(&[0, 1, 2], oracle, smoothing, &train, 0, false).unwrap();
+    let layout = probe.population.layout.clone();
+    let device = probe.population.plain_device();
+    let mut server: Vec<Vec<f32>> =
+        probe.population.origin.iter().cloned().map(common::host).collect();
+    for w in 0..3 {
+        let p = probe.population.pending[w].as_ref().unwrap();
+        for (k, info) in layout.tensors.iter().enumerate() {
+            if let Some(l) = info.trainable {
+                let g = common::host(p.gradient.tensor(l, info, &device));
+                for (x, g) in server[k].iter_mut().zip(g) {
+                    *x -= g * 0.05;
+                }
+            }
+        }
+    }
+    let server: Vec<f32> = server.into_iter().flatten().collect();
+    for w in 0..3 {
+        assert_eq!(node_params(&exp, w), server, "worker {w} pulled the server");
+    }
+    // 3 pushes of d = 7850 and 3 pulls of 7850 floats
+    assert_eq!(records.last().unwrap().bytes_sent, 2 * 3 * 7850 * 4);
+    // staleness: deterministic, and a run resumed with estimates in flight ends as the whole run
+    let stale =
+        tiny(2, 2, &["protocol={kind=\"downpour\", max_delay=2, period=2}", "checkpoint_every=2"]);
+    resumes_exactly(&stale);
+    let mut mid = Experiment::new(stale.clone()).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mut queued = 0;
+    let mut peek = |e: hdo_core::Event<'_>| {
+        // the round-3 event comes before the round-4 checkpoint: the round-2 one is on disk
+        if let hdo_core::Event::Round { round: 3, .. } = e {
+            queued = Checkpoint::read(&d.path().join("checkpoint.bin")).unwrap().queue.len();
+        }
+    };
+    mid.run(d.path(), &mut peek).unwrap();
+    assert!(queued > 0, "estimates in flight at the round-2 checkpoint");
 }

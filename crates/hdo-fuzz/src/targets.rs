@@ -299,6 +299,7 @@ fn has_nan(c: &Checkpoint) -> bool {
             || [n.dog.0, n.dog.1, n.dog.2].iter().any(|x| x.is_nan())
     }) || c.aux.iter().flatten().flatten().any(|x| x.is_nan())
         || format!("{:?}", c.run).contains("NaN")
+        || format!("{:?}", c.queue).contains("NaN")
 }
 
 /// Split an idx input into its image and label files.
@@ -502,6 +503,17 @@ fn checkpoint_seed(rng: &mut ChaCha8Rng, i: usize) -> Vec<u8> {
         },
         nodes: (0..=i).map(|_| node(rng)).collect(),
         aux: if i == 1 { vec![vec![vec![1.0], vec![2.0, 3.0]]] } else { vec![] },
+        queue: if i == 2 {
+            vec![hdo_core::checkpoint::QueuedState {
+                due: 5,
+                from: 0,
+                aux: Some(0),
+                node: 0,
+                estimate: hdo_core::checkpoint::EstimateState::Dense(vec![vec![0.5, 1.5]]),
+            }]
+        } else {
+            vec![]
+        },
     };
     c.to_bytes().unwrap_or_default()
 }

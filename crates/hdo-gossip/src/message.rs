@@ -64,7 +64,7 @@ impl Op {
     /// - [`Op::Share`]: each member broadcasts its estimate to the rest of its group once (an
     ///   all-gather contribution; HO-SGD's accounting).
     /// - [`Op::Pull`]: the vector pulled toward, to the node pulled (unless it is its own).
-    /// - [`Op::Descend`]: the node's estimate, to the vector it steps (a server).
+    /// - [`Op::Descend`], [`Op::Push`]: the node's estimate, to the vector it steps (a server).
     /// - Steps, radius tracking, projection and accumulation are local: no message.
     pub fn messages(&self) -> Vec<Message> {
         match self {
@@ -123,7 +123,17 @@ impl Op {
                     }]
                 }
             }
+            Op::Push { pushes, target } => pushes
+                .iter()
+                .filter(|(n, _)| Slot::Node(*n) != *target)
+                .map(|&(n, _)| Message {
+                    from: Slot::Node(n),
+                    to: vec![*target],
+                    payload: Payload::Estimate,
+                })
+                .collect(),
             Op::Step { .. }
+            | Op::ServerApply { .. }
             | Op::Estimate { .. }
             | Op::Apply { .. }
             | Op::TrackRadius { .. }

@@ -38,6 +38,8 @@ pub enum Rule {
     /// Distance over gradients (DoG, D-POEM): `G_i ← G_i + ‖g‖²`, `x ← x − (r̄_i/√G_i)·g`.
     /// Parameter-free: no learning rate.
     DistanceOverGradients,
+    /// Count the step and leave the parameters alone: the estimate went to a server.
+    Discard,
 }
 
 /// A replica's parameter vector, or an auxiliary one (a centre, a server) held by the runtime.
@@ -147,6 +149,24 @@ pub enum Op {
         /// The step size.
         step: f64,
     },
+    /// Send copies of pending estimates to `target` (a server), each to be applied at its due
+    /// round: `(node, due)` (DOWNPOUR's pushes with staleness). The runtime queues them.
+    Push {
+        /// `(node, due round)`.
+        pushes: Vec<(usize, u64)>,
+        /// The server.
+        target: Slot,
+    },
+    /// Apply to `target` every estimate queued for it that is due by `round`, in (due, node)
+    /// order: `target ← target − step·g`, one estimate after another.
+    ServerApply {
+        /// The server.
+        target: Slot,
+        /// This round.
+        round: u64,
+        /// The server's step size.
+        step: f64,
+    },
     /// D-POEM's radius proxy: `r_i ← max(r_i, ‖x_i − x_0‖)` with `x_0` the initial model.
     TrackRadius {
         /// The nodes.
@@ -177,6 +197,7 @@ impl Op {
                 | Op::Mix { .. }
                 | Op::Pull { .. }
                 | Op::Descend { .. }
+                | Op::Push { .. }
         )
     }
 

@@ -126,6 +126,7 @@ registry! {
     Hosgd => hosgd::HoSgdConfig,
     Easgd => easgd::EasgdConfig,
     Lsgd => lsgd::LsgdConfig,
+    Downpour => downpour::DownpourConfig,
 }
 
 impl Default for ProtocolConfig {
