@@ -1,7 +1,9 @@
 //! All-reduce averaging every round: the synchronous data-parallel baseline.
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Round};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Round};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "all_reduce"` (no keys).

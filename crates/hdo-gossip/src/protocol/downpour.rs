@@ -3,7 +3,9 @@
 
 use super::{Protocol, ProtocolSpec, all_nodes};
 use crate::rng::round_rng;
-use crate::{Context, GossipError, Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 

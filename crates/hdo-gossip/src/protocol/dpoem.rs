@@ -3,7 +3,9 @@
 
 use super::{Protocol, ProtocolSpec, all_nodes};
 use crate::topology::{Graph, GraphSpec, Mixing, TopologyKind, Weights};
-use crate::{Context, GossipError, Op, Oracle, Quantity, Round, Rule, Smoothing};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Quantity, Round, Rule, Smoothing};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

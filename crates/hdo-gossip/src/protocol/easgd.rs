@@ -1,7 +1,9 @@
 //! EASGD (Zhang, Choromanska, LeCun 2015), synchronous: elastic averaging with a centre variable.
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "easgd"`.

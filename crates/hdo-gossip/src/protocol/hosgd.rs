@@ -1,7 +1,9 @@
 //! HO-SGD (hybrid-order distributed SGD, Algorithm 1 of the HO-SGD paper).
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Round, Rule, Smoothing};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Round, Rule, Smoothing};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "hosgd"`.

@@ -2,7 +2,9 @@
 //! and the best worker overall.
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Quantity, Round, Row, Rule, Slot, Smoothing};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "lsgd"`.

@@ -1,7 +1,10 @@
 //! Random perfect matching each round: the synchronous simulation of the HDO experiments.
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Round, rng::round_rng};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Round};
+use crate::rng::round_rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 

@@ -6,8 +6,10 @@
 //! the `registry!` invocation: `Variant => file::ConfigStruct,`. The variant's snake_case name is
 //! the config's `kind` (tested to equal [`ProtocolSpec::NAME`]).
 
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::Round;
 use crate::topology::{GraphSpec, Mixing};
-use crate::{Context, GossipError, Round};
 use serde::{Deserialize, Serialize};
 
 /// Plans each round: who estimates, who applies what, who mixes with whom.
@@ -148,8 +150,9 @@ pub(crate) fn all_nodes(n: usize) -> Vec<usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::context::Kind;
+    use crate::ops::{Op, Slot};
     use crate::topology::{TopologyKind, Weights};
-    use crate::{Kind, Op, Slot};
 
     /// Round `round` of `protocol` for `n` first-order nodes.
     pub(crate) fn plan(protocol: &dyn Protocol, round: u64, n: usize, seed: u64) -> Round {

@@ -1,7 +1,9 @@
 //! No communication: independent nodes.
 
 use super::{Protocol, ProtocolSpec, all_nodes};
-use crate::{Context, GossipError, Op, Oracle, Round};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Round};
 use serde::{Deserialize, Serialize};
 
 /// `kind = "none"` (no keys).

@@ -1,7 +1,10 @@
 //! One uniformly random pair per interaction: the population model of the HDO analysis.
 
 use super::{Protocol, ProtocolSpec};
-use crate::{Context, GossipError, Op, Oracle, Round, rng::round_rng};
+use crate::context::Context;
+use crate::error::GossipError;
+use crate::ops::{Op, Oracle, Round};
+use crate::rng::round_rng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,7 @@
 //! Mixing weights on a graph: symmetric and doubly stochastic by construction.
 
 use super::Graph;
-use crate::Op;
-use crate::ops::{Quantity, Row, Slot};
+use crate::ops::{Op, Quantity, Row, Slot};
 use serde::{Deserialize, Serialize};
 
 /// The `weights` key.
