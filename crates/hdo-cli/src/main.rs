@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -64,6 +64,21 @@ pub(crate) fn toml_escape(s: &str) -> String {
         }
     }
     out.push('"');
+    out
+}
+
+/// An error and its causes, `: `-separated, leaving out a cause its parent already spells (our
+/// errors put their source in their own message, so `{:#}` would print it twice).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if !out.contains(&cause) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&cause);
+        }
+    }
     out
 }
 
@@ -96,6 +111,15 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let inner =
+            anyhow::Error::new(hdo_datasets::DataError::Io { path: "/x/a9a".into(), source: io });
+        let e = inner.context("setting up the experiment");
+        assert_eq!(chain(&e), "setting up the experiment: cannot read /x/a9a: no such file");
+    }
 
     #[test]
     fn toml_strings_are_escaped() {

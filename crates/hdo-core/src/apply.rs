@@ -147,8 +147,7 @@ impl Population {
                 }
                 hdo_gossip::Rule::DistanceOverGradients => node.apply_dog(p, layout),
                 hdo_gossip::Rule::Discard => {
-                    node.steps += 1;
-                    node.enter_phase();
+                    node.count_step();
                     Ok(())
                 }
             })
@@ -193,13 +192,20 @@ impl Population {
                 }
             }
             Quantity::Parameters => {
+                // every slot read once, however many rows read it (a dense graph's W)
+                let mut read: Vec<Slot> =
+                    rows.iter().flat_map(|r| r.weights.iter().map(|w| w.0)).collect();
+                read.sort_unstable();
+                read.dedup();
+                let values: Vec<Vec<Tensor<1>>> = read.iter().map(|&s| self.slot(s)).collect();
+                let of = |s: Slot| read.binary_search(&s).map(|k| values[k].clone());
                 let new: Vec<(Slot, Vec<Tensor<1>>)> = rows
                     .par_iter()
                     .map(|row| {
                         let mut acc: Option<Vec<Tensor<1>>> = None;
                         for &(source, w) in &row.weights {
                             let w = w as f32;
-                            let x = self.slot(source);
+                            let x = of(source).unwrap_or_else(|_| self.slot(source));
                             acc = Some(match acc {
                                 None => x.into_iter().map(|t| t * w).collect(),
                                 Some(a) => a.into_iter().zip(x).map(|(a, t)| a + t * w).collect(),
@@ -229,14 +235,6 @@ impl Population {
         for (slot, values) in new {
             self.set_slot(slot, values);
         }
-    }
-
-    /// `Op::Descend`: `target ← target − step·g_from` on the trainable tensors, in f32 (nothing
-    /// when `from` has no pending estimate).
-    pub fn descend(&mut self, target: Slot, from: usize, step: f64) {
-        let Some(pending) = self.pending.get(from).and_then(Option::as_ref) else { return };
-        let gradient = pending.gradient.clone();
-        self.step_slot(target, &gradient, step);
     }
 
     /// `target ← target − step·g` on the trainable tensors, in f32.
@@ -378,7 +376,6 @@ impl Population {
             Op::TrackRadius { nodes } => self.track_radius(nodes)?,
             Op::Project { nodes, radius } => self.project(nodes, *radius)?,
             Op::Accumulate { nodes } => self.accumulate(nodes),
-            Op::Descend { target, from, step } => self.descend(*target, *from, *step),
             Op::Push { pushes, target } => self.push(pushes, *target),
             Op::ServerApply { target, round, step } => self.server_apply(*target, *round, *step),
             Op::Apply { nodes, rule } => self.apply_pending(nodes, *rule)?,
@@ -422,13 +419,6 @@ pub fn restrict(op: &hdo_gossip::Op, active: &[bool]) -> hdo_gossip::Op {
             target: *target,
         },
         Op::ServerApply { .. } => op.clone(),
-        Op::Descend { target, from, step } => {
-            if on(*target) && on(Slot::Node(*from)) {
-                Op::Descend { target: *target, from: *from, step: *step }
-            } else {
-                Op::Pull { pulls: Vec::new() }
-            }
-        }
         Op::Pull { pulls } => Op::Pull {
             pulls: pulls.iter().filter(|p| on(p.node) && on(p.toward)).copied().collect(),
         },

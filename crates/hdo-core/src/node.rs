@@ -187,9 +187,14 @@ impl Node {
         // Models move through by-value updates; a clone shares buffers, so this costs nothing.
         let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
         self.model = self.optimizer.step(model, layout, &pending.gradient, self.steps);
+        self.count_step();
+    }
+
+    /// Count one local step (its noise is used up). An order switch happens as soon as the count
+    /// reaches it, so that a checkpoint taken now saves the momentum of the optimizer the next
+    /// step uses.
+    pub fn count_step(&mut self) {
         self.steps += 1;
-        // switch as soon as the step count reaches it, so that a checkpoint taken now saves the
-        // momentum of the optimizer the next step uses
         self.enter_phase();
     }
 
@@ -217,7 +222,7 @@ impl Node {
             },
             None => x,
         });
-        self.steps += 1;
+        self.count_step();
         Ok(())
     }
 

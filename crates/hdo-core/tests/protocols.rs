@@ -431,52 +431,6 @@ fn binary_mnist_and_the_hinge_loss_fit_together_only() {
 }
 
 #[test]
-fn a_parameter_server_round_fits_the_operations() {
-    // DOWNPOUR's shape: workers estimate, each estimate steps the server (an auxiliary vector),
-    // then every worker copies the server — with the messages that implies
-    let mut exp = stepped(3);
-    exp.population.aux.push(exp.population.origin.clone());
-    let train = exp.data.train.clone();
-    let workers = vec![0, 1, 2];
-    let smoothing = hdo_gossip::Smoothing::Configured;
-    let oracle = hdo_gossip::Oracle::Own;
-    exp.population.estimate(&workers, oracle, smoothing, &train, 5, false).unwrap();
-    let layout = exp.population.layout.clone();
-    let device = exp.population.plain_device();
-    let host = |t| common::host(t);
-    let mut expected: Vec<Vec<f32>> = exp.population.origin.iter().cloned().map(host).collect();
-    for &w in &workers {
-        let p = exp.population.pending[w].as_ref().unwrap();
-        for (k, info) in layout.tensors.iter().enumerate() {
-            if let Some(l) = info.trainable {
-                let g = host(p.gradient.tensor(l, info, &device));
-                for (e, g) in expected[k].iter_mut().zip(g) {
-                    *e -= g * 0.5;
-                }
-            }
-        }
-        let op = Op::Descend { target: Slot::Aux(0), from: w, step: 0.5 };
-        assert_eq!(op.values_sent(&exp.population), exp.population.pending_values(w));
-        exp.population.execute(&op).unwrap();
-    }
-    let server: Vec<Vec<f32>> = exp.population.aux[0].iter().cloned().map(host).collect();
-    for (s, e) in server.iter().flatten().zip(expected.iter().flatten()) {
-        assert!((s - e).abs() <= 1e-6 * (1.0 + e.abs()), "{s} vs {e}");
-    }
-    let rows = workers
-        .iter()
-        .map(|&w| Row { target: Slot::Node(w), weights: vec![(Slot::Aux(0), 1.0)] })
-        .collect();
-    let copy = Op::Mix { rows, quantity: Quantity::Parameters };
-    assert_eq!(copy.values_sent(&exp.population), 3 * layout.total_numel());
-    exp.population.execute(&copy).unwrap();
-    let flat: Vec<f32> = server.into_iter().flatten().collect();
-    for w in workers {
-        assert_eq!(node_params(&exp, w), flat, "worker {w} holds the server's parameters");
-    }
-}
-
-#[test]
 fn easgd_elastic_step_matches_its_formula_for_two_workers() {
     let mut exp = stepped(2);
     exp.population.aux.push(exp.population.origin.clone());

@@ -64,7 +64,7 @@ impl Op {
     /// - [`Op::Share`]: each member broadcasts its estimate to the rest of its group once (an
     ///   all-gather contribution; HO-SGD's accounting).
     /// - [`Op::Pull`]: the vector pulled toward, to the node pulled (unless it is its own).
-    /// - [`Op::Descend`], [`Op::Push`]: the node's estimate, to the vector it steps (a server).
+    /// - [`Op::Push`]: each node's estimate, to the server.
     /// - Steps, radius tracking, projection and accumulation are local: no message.
     pub fn messages(&self) -> Vec<Message> {
         match self {
@@ -112,17 +112,6 @@ impl Op {
                 .filter(|p| p.node != p.toward && p.strength != 0.0)
                 .map(|p| Message { from: p.toward, to: vec![p.node], payload: Payload::Parameters })
                 .collect(),
-            Op::Descend { target, from, .. } => {
-                if *target == Slot::Node(*from) {
-                    Vec::new()
-                } else {
-                    vec![Message {
-                        from: Slot::Node(*from),
-                        to: vec![*target],
-                        payload: Payload::Estimate,
-                    }]
-                }
-            }
             Op::Push { pushes, target } => pushes
                 .iter()
                 .filter(|(n, _)| Slot::Node(*n) != *target)

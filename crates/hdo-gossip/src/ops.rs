@@ -138,17 +138,6 @@ pub enum Op {
         /// The pulls.
         pulls: Vec<Pull>,
     },
-    /// A server step (DOWNPOUR's parameter server): `target ← target − step·g_from` with
-    /// `g_from` node `from`'s pending estimate (trainable tensors only). The estimate stays
-    /// pending.
-    Descend {
-        /// The vector stepped (usually an auxiliary one).
-        target: Slot,
-        /// Whose estimate.
-        from: usize,
-        /// The step size.
-        step: f64,
-    },
     /// Send copies of pending estimates to `target` (a server), each to be applied at its due
     /// round: `(node, due)` (DOWNPOUR's pushes with staleness). The runtime queues them.
     Push {
@@ -196,7 +185,6 @@ impl Op {
                 | Op::Average { .. }
                 | Op::Mix { .. }
                 | Op::Pull { .. }
-                | Op::Descend { .. }
                 | Op::Push { .. }
         )
     }

@@ -123,8 +123,7 @@ mod tests {
             let total: f64 = r.weights.iter().map(|w| w.1).sum();
             assert!((total - 1.0).abs() < 1e-12, "{r:?}");
         }
-        // Σ x_i + c·(something) is not kept, but the centre's and workers' columns are
-        // consistent: the elastic force on the centre is the sum of the workers' forces
+        // each worker sends x_i to the centre, the centre sends c to each worker
         assert_eq!(e.elastic(4).values_sent(&Uniform(1)), 8);
         assert_eq!(plan(&e, 0, 4, 0).ops.len(), 3);
         assert_eq!(plan(&e, 1, 4, 0).ops.len(), 2, "no elastic step off period");

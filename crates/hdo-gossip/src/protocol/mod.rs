@@ -190,8 +190,20 @@ pub(crate) mod tests {
         assert!(e.is_err_and(|e| e.to_string().contains("protocol.edges_file")));
         let e = cfg("[protocol]\nkind=\"dpoem\"\nradius=-1").build(8, 0);
         assert!(e.is_err_and(|e| e.to_string().contains("protocol.radius")));
-        let e = cfg("[protocol]\nkind=\"random_pair\"\ninteractions_per_round=0").validate();
-        assert!(e.is_err_and(|e| e.to_string().contains("protocol.interactions_per_round")));
+        for (text, key) in [
+            ("kind=\"random_pair\"\ninteractions_per_round=0", "protocol.interactions_per_round"),
+            ("kind=\"easgd\"\nbeta=0", "protocol.beta"),
+            ("kind=\"easgd\"\nperiod=0", "protocol.period"),
+            ("kind=\"lsgd\"\nlambda=0.7\nlambda_global=0.7", "protocol.lambda"),
+            ("kind=\"lsgd\"\nk=0", "protocol.k"),
+            ("kind=\"downpour\"\nserver_lr=-1", "protocol.server_lr"),
+            ("kind=\"downpour\"\nperiod=0", "protocol.period"),
+        ] {
+            let e = cfg(&format!("[protocol]\n{text}")).validate();
+            assert!(e.is_err_and(|e| e.to_string().contains(key)), "{text}");
+        }
+        let e = cfg("[protocol]\nkind=\"lsgd\"\ngroups=9").build(8, 0);
+        assert!(e.is_err_and(|e| e.to_string().contains("protocol.groups")));
     }
 
     /// Matching, all-reduce and random pairs average by equal-weight groups; D-PSGD mixes rows.
