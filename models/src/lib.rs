@@ -16,6 +16,7 @@ pub mod jvp_stacked;
 pub mod logistic;
 pub mod loss;
 pub mod mlp;
+pub mod objective;
 pub mod stacked;
 pub mod transformer;
 
@@ -25,6 +26,7 @@ pub use jvp::Dual;
 pub use logistic::Logistic;
 pub use loss::Loss;
 pub use mlp::{Mlp, MlpConfig};
+pub use objective::{Objective, ObjectiveConfig};
 pub use stacked::{LazyStack, Stack, StackInput};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
@@ -169,6 +171,8 @@ pub enum Model {
     Cnn(Cnn),
     /// The HDO paper's Brackets Transformer.
     Transformer(Transformer),
+    /// A point scored by a function ([`objective`]), not a model of data.
+    Objective(Objective),
 }
 
 impl Model {
@@ -176,6 +180,7 @@ impl Model {
     pub fn loss(&self) -> Loss {
         match self {
             Model::Logistic(m) => m.loss,
+            Model::Objective(_) => Loss::Value,
             _ => Loss::CrossEntropy,
         }
     }
@@ -195,6 +200,7 @@ impl Model {
             Model::Mlp(m) => m.forward(input, ctx),
             Model::Cnn(m) => m.forward(input, ctx),
             Model::Transformer(m) => m.forward(input, ctx),
+            Model::Objective(m) => m.forward(),
         }
     }
 
@@ -213,6 +219,7 @@ impl Model {
             Model::Mlp(m) => Some(m.forward_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_stacked(cur, input, ctx)),
             Model::Transformer(m) => Some(m.forward_stacked(cur, input, ctx)),
+            Model::Objective(_) => None,
         })
     }
 
@@ -253,17 +260,20 @@ impl Model {
             Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
             Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
             Model::Transformer(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
+            Model::Objective(_) => None,
         }
     }
 
-    /// Whether [`Model::forward_stacked`] is available for this architecture (every model has it).
+    /// Whether [`Model::forward_stacked`] is available for this architecture (every model but
+    /// an objective, whose perturbed points are evaluated one at a time).
     pub fn can_stack(&self) -> bool {
         match self {
             Model::Logistic(_) | Model::Mlp(_) | Model::Cnn(_) | Model::Transformer(_) => true,
+            Model::Objective(_) => false,
         }
     }
 
-    /// Whether [`Model::forward_jvp_stacked`] is available (every model has it).
+    /// Whether [`Model::forward_jvp_stacked`] is available.
     pub fn can_stack_jvp(&self) -> bool {
         self.can_stack()
     }
@@ -277,7 +287,8 @@ impl Model {
 
     /// Logits and their directional derivative along the parameter direction held by
     /// `direction` (a model of the same architecture), by forward-mode differentiation.
-    /// Returns `None` when `direction` is a different architecture.
+    /// Returns `None` when `direction` is a different architecture, or an objective (which has
+    /// no forward-mode rule).
     pub fn forward_jvp(
         &self,
         direction: &Model,
@@ -379,6 +390,10 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         match self {
             ModelConfig::Logistic {} => Ok(()),
+            ModelConfig::Linear { loss: Loss::Value, .. } => Err(ConfigProblem::new(
+                "model.loss",
+                "\"value\" is an objective's loss; a linear model takes \"hinge\" or \"cross_entropy\"",
+            )),
             ModelConfig::Linear { scale, .. } => {
                 if scale.is_finite() && *scale > 0.0 {
                     Ok(())

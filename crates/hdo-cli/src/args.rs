@@ -26,7 +26,7 @@ use std::path::PathBuf;
   hdo eval runs/fig1_cnn_estimators/1_fo/seed0        # a finished run's nodes from its checkpoint.bin
   hdo list                                           # models, estimators, protocols, data sets
 
-Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png,\ncheckpoint.bin (with checkpoint_every), nodes.csv (with metrics.per_node); sweeps and hdo compare: summary.csv, comparison.png.\nReference: docs/configuration.md, docs/outputs.md."
+Outputs (in --out, default runs/<name>): config.toml (resolved), metrics.jsonl, metrics.csv, metrics.png,\ncheckpoint.bin (with checkpoint_every), nodes.csv (with metrics.per_node), trajectories.png (2-D objectives); sweeps and hdo compare: summary.csv, comparison.png.\nReference: docs/configuration.md, docs/outputs.md."
 )]
 pub struct Cli {
     /// What to do.

@@ -12,12 +12,13 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 /// What `hdo run` writes; `--force` removes exactly these before a fresh run.
-const OUTPUTS: [&str; 8] = [
+const OUTPUTS: [&str; 9] = [
     "config.toml",
     "metrics.jsonl",
     "metrics.csv",
     "metrics.png",
     "nodes.csv",
+    "trajectories.png",
     hdo_core::checkpoint::FILE,
     "summary.csv",
     "comparison.png",
@@ -172,7 +173,7 @@ fn train(
         "hdo: {label}{} FO + {} ZO nodes | {} ({} parameters) | {} | {} rounds | {} train / {} validation examples | {}",
         config.population.fo,
         config.population.zo,
-        config.model.name(),
+        config.model_name(),
         experiment.population.layout.dim,
         config.protocol.name(),
         config.steps,
@@ -204,7 +205,17 @@ fn train(
         .with_context(|| format!("training {}", dir.display()));
     bar.finish();
     let records = outcome?;
-    if let Some(last) = records.last() {
+    if let Some((last, best)) = records.last().and_then(|r| r.best_objective.map(|b| (r, b))) {
+        println!(
+            "{label}round {}: objective {:.6} (mean over nodes), best node {best:.6}, at the mean point {:.6}, consensus {:.3e}, {} nodes, {:.1}s",
+            last.round,
+            last.mean_val_loss,
+            last.mean_model_val_loss,
+            last.consensus,
+            last.active_nodes,
+            last.elapsed_s
+        );
+    } else if let Some(last) = records.last() {
         println!(
             "{label}round {}: mean val loss {:.4}, mean val acc {:.2}%, mean-model val loss {:.4} acc {:.2}%, consensus {:.3e}, {} nodes, {:.1}s",
             last.round,
@@ -217,11 +228,14 @@ fn train(
             last.elapsed_s
         );
     }
-    let nodes = if config.metrics.per_node {
+    let mut nodes = if config.metrics.per_node {
         format!(", {}/nodes.csv", dir.display())
     } else {
         String::new()
     };
+    if dir.join("trajectories.png").exists() {
+        nodes.push_str(&format!(", {}/trajectories.png", dir.display()));
+    }
     println!(
         "wrote {0}/metrics.jsonl, {0}/metrics.csv, {0}/metrics.png, {0}/config.toml{nodes}",
         dir.display()

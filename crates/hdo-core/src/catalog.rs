@@ -31,6 +31,7 @@ pub fn entries() -> Vec<Entry> {
     out.extend(table("protocol.kind", ProtocolConfig::KINDS));
     out.extend(table("protocol.topology", &hdo_gossip::topology::TopologyKind::KINDS));
     out.extend(table("data.dataset", &DatasetKind::KINDS));
+    out.extend(table("objective.kind", hdo_models::ObjectiveConfig::KINDS));
     out
 }
 

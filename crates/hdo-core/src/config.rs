@@ -45,6 +45,10 @@ pub struct ExperimentConfig {
     pub model: ModelConfig,
     /// Data set and evaluation.
     pub data: DataConfig,
+    /// An objective that is not a data set (`[objective]`): nodes optimise a point scored by a
+    /// function instead of a model on data; `[model]` and `[data]` then stay unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<hdo_models::ObjectiveConfig>,
     /// Where tensors live: `"cpu"` (burn-flex) or `"wgpu"` (a GPU through wgpu).
     pub device: DeviceChoice,
     /// Opt-in estimator diagnostics.
@@ -88,6 +92,7 @@ impl Default for ExperimentConfig {
             protocol: ProtocolConfig::default(),
             model: ModelConfig::Logistic {},
             data: DataConfig::default(),
+            objective: None,
             device: DeviceChoice::Cpu,
             diagnostics: DiagnosticsConfig::default(),
             metrics: MetricsConfig::default(),
@@ -240,6 +245,34 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
                 "applies to zeroth-order nodes only (FO nodes backpropagate); set zo.{key} instead"
             ),
         });
+    }
+    if let Some(objective) = &c.objective {
+        for (key, set) in [
+            ("model", c.model != ModelConfig::Logistic {}),
+            ("data", c.data != DataConfig::default()),
+        ] {
+            if set {
+                return Err(Error::Config {
+                    key: key.into(),
+                    problem: format!(
+                        "an [objective] run ({}) optimises a point, not a model on data: remove \
+                         the [{key}] section",
+                        objective.name()
+                    ),
+                });
+            }
+        }
+        objective.validate().map_err(|p| Error::Config { key: p.key, problem: p.problem })?;
+        for (k, g) in [("fo", &c.fo), ("zo", &c.zo)] {
+            if g.estimator.is_some_and(|e| e == EstimatorKind::ForwardGradient) {
+                return Err(Error::Config {
+                    key: format!("{k}.estimator"),
+                    problem: "forward_gradient needs a model with a forward-mode rule; an \
+                              objective has none yet: use a difference estimator"
+                        .into(),
+                });
+            }
+        }
     }
     let (data, d) = (&c.data, DataConfig::default());
     use DatasetKind::{Brackets, Libsvm, Mnist};
@@ -507,6 +540,14 @@ impl ExperimentConfig {
         self.zo.momentum_style.get_or_insert(MomentumStyle::Ema);
         self.validate()?;
         Ok(self)
+    }
+
+    /// What the nodes train: the model's `kind`, or the objective's.
+    pub fn model_name(&self) -> &'static str {
+        match &self.objective {
+            Some(objective) => objective.name(),
+            None => self.model.name(),
+        }
     }
 
     /// The group config of a population.

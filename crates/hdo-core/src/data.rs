@@ -134,6 +134,21 @@ impl Dataset {
         }
     }
 
+    /// The stand-in data of an objective run: one empty example per node (an objective's
+    /// forward pass ignores its batch) and one to evaluate on, so that shards, samplers and
+    /// evaluation work unchanged.
+    pub fn placeholder(nodes: usize) -> Dataset {
+        let set = |n: usize| {
+            Examples::Images(hdo_datasets::ImageSet {
+                pixels: vec![0.0; n],
+                labels: vec![0; n],
+                shape: [1, 1, 1],
+                classes: 1,
+            })
+        };
+        Dataset { train: set(nodes.max(1)), validation: set(1) }
+    }
+
     /// Input shape and classes, for building models.
     pub fn shape(&self) -> DataShape {
         match &self.train {

@@ -8,9 +8,9 @@ use hdo_models::{ForwardCtx, Loss, Model};
 /// Mean loss and accuracy on a validation set.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Evaluation {
-    /// Mean loss (the model's: cross-entropy, or hinge).
+    /// Mean loss (the model's: cross-entropy, or hinge; an objective's value).
     pub loss: f64,
-    /// Fraction classified correctly.
+    /// Fraction classified correctly (0 for an objective, which classifies nothing).
     pub accuracy: f64,
     /// Accuracy on hard negatives (Brackets: balanced but incorrect strings), when the data has them.
     pub hard_accuracy: Option<f64>,
@@ -29,6 +29,11 @@ pub fn evaluate(model: &Model, validation: &ValidationSet) -> Evaluation {
             // one score: class 1 when positive
             Loss::Hinge => logits.clone().reshape([n]).greater_elem(0.0).int(),
             Loss::CrossEntropy => logits.clone().argmax(1).reshape([n]),
+            // an objective's value: nothing to classify (accuracy 0)
+            Loss::Value => {
+                loss_sum += loss(&model, logits, &b.targets).into_scalar::<f32>() as f64 * n as f64;
+                continue;
+            }
         };
         let hits = predicted.equal(b.targets.clone());
         if let Some(hard) = validation.hard.as_ref().map(|h| &h[i]) {

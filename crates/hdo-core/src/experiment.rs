@@ -80,16 +80,32 @@ impl Experiment {
     /// Load data, pick the device, build and initialise every node.
     pub fn new(config: ExperimentConfig) -> Result<Experiment, Error> {
         let config = config.resolve()?;
-        let data = Dataset::load(&config.data)?;
+        let (n_fo, n_zo) = (config.population.fo, config.population.zo);
+        let data = match &config.objective {
+            Some(_) => Dataset::placeholder(n_fo + n_zo),
+            None => Dataset::load(&config.data)?,
+        };
         let plain = device::select(config.device)?;
         let autodiff = plain.clone().autodiff();
-        let base = config
-            .model
-            .init(data.shape(), &plain)
-            .map_err(|problem| Error::Config { key: "model.kind".into(), problem })?;
+        let base = match &config.objective {
+            Some(objective) => objective
+                .init(config.seed, &plain)
+                .map(hdo_models::Model::Objective)
+                .map_err(|problem| Error::Config { key: "objective".into(), problem })?,
+            None => config
+                .model
+                .init(data.shape(), &plain)
+                .map_err(|problem| Error::Config { key: "model.kind".into(), problem })?,
+        };
         let layout = Layout::of(&base);
         let base = init::initialize(base, &layout, config.seed);
-        let (n_fo, n_zo) = (config.population.fo, config.population.zo);
+        // an objective's nodes start at points of their own; the initial model (the origin of
+        // auxiliary vectors: EASGD's centre, a server) is their mean
+        let starts = objective_starts(&config, n_fo + n_zo, &plain)?;
+        let base = match &starts {
+            Some(points) => params::load(base, &[mean_point(points)]),
+            None => base,
+        };
         for (key, n) in [("population.fo", n_fo), ("population.zo", n_zo)] {
             if n > data.train.len() {
                 return Err(Error::Config {
@@ -118,13 +134,14 @@ impl Experiment {
                     kind
                 };
                 let needs_ad = g.estimator.is_some_and(|e| e.needs_autodiff());
+                let own = match &starts {
+                    Some(points) => params::load(base.clone(), &points[id..=id]),
+                    None => base.clone(),
+                };
                 // FO replicas: `train()` lifts the parameters onto the autodiff device as tracked
                 // leaves (`fork` would keep them plain).
-                let (model, device) = if needs_ad {
-                    (base.clone().train(), autodiff.clone())
-                } else {
-                    (base.clone(), plain.clone())
-                };
+                let (model, device) =
+                    if needs_ad { (own.train(), autodiff.clone()) } else { (own, plain.clone()) };
                 Node {
                     id,
                     kind,
@@ -582,7 +599,7 @@ impl Experiment {
         Ok(Description {
             fo: self.config.population.fo,
             zo: self.config.population.zo,
-            model: self.config.model.name(),
+            model: self.config.model_name(),
             parameters: layout.dim,
             floats_per_model: layout.total_numel(),
             protocol: self.protocol.name(),
@@ -726,6 +743,20 @@ impl Experiment {
         Ok(Checkpoint { config: self.config.to_toml(), run, nodes, aux, queue })
     }
 
+    /// Node `i`'s coordinates, for an objective of at most [`POINT_COLUMNS`] of them (the
+    /// per-node trajectories of `nodes.csv` and `trajectories.png`).
+    fn point(&self, i: usize) -> Vec<f64> {
+        let objective = self.config.objective.as_ref();
+        if objective.is_none_or(|o| o.dim() > POINT_COLUMNS) {
+            return Vec::new();
+        }
+        params::collect(&self.population.nodes[i].model)
+            .first()
+            .and_then(|x| params::download(x.clone()).ok())
+            .map(|v| v.into_iter().map(f64::from).collect())
+            .unwrap_or_default()
+    }
+
     /// Evaluate every node and the mean model.
     fn record(
         &self,
@@ -751,6 +782,7 @@ impl Experiment {
                         active: self.active[i],
                         val_loss: e.map(|e| e.loss),
                         val_acc: e.map(|e| e.accuracy),
+                        point: self.point(i),
                     }
                 })
                 .collect()
@@ -801,6 +833,12 @@ impl Experiment {
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
             active_nodes: evaluated.len() as u64,
             resets: totals.resets,
+            objective: self.config.objective.as_ref().map(|_| mean_loss),
+            best_objective: self
+                .config
+                .objective
+                .as_ref()
+                .map(|_| evals.iter().map(|(_, e)| e.loss).fold(f64::INFINITY, f64::min)),
             avg_iterate_val_loss: averaged.map(|e| e.loss),
             avg_iterate_val_acc: averaged.map(|e| e.accuracy),
             nodes,
@@ -892,6 +930,34 @@ impl hdo_gossip::Sizes for DescribeSizes {
 
 /// The phases of an FO node with `[fo] order_schedule`: the first phase's optimizer is built by
 /// the caller from its group; this returns the switch step and the second phase's optimizer.
+/// Objectives of at most this many coordinates have each node's point written with its
+/// evaluation.
+pub const POINT_COLUMNS: usize = 16;
+
+/// Each node's start point of an objective run (`None` for a model on data).
+fn objective_starts(
+    config: &ExperimentConfig,
+    n: usize,
+    device: &burn::prelude::Device,
+) -> Result<Option<Vec<burn::prelude::Tensor<1>>>, Error> {
+    let Some(objective) = &config.objective else { return Ok(None) };
+    (0..n)
+        .map(|i| {
+            objective
+                .start(i, n, config.seed)
+                .map(|v| params::upload(v, device))
+                .map_err(|problem| Error::Config { key: "objective.init_points".into(), problem })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The mean of the start points (summed in node order).
+fn mean_point(points: &[burn::prelude::Tensor<1>]) -> burn::prelude::Tensor<1> {
+    let sum = points[1..].iter().fold(points[0].clone(), |acc, p| acc + p.clone());
+    sum / points.len() as f32
+}
+
 fn phases(config: &ExperimentConfig, kind: NodeKind) -> Option<crate::node::Phases> {
     use crate::config::OrderSchedule;
     let zeroth_first = match (kind, config.fo.order_schedule) {

@@ -121,11 +121,17 @@ pub enum Metric {
     AvgIterateLoss,
     /// Its accuracy.
     AvgIterateAcc,
+    /// An objective run: the mean node's value.
+    Objective,
+    /// An objective run: the best node's value.
+    BestObjective,
+    /// log₁₀ of the best node's value (matrix completion: decades of accuracy).
+    Log10BestObjective,
 }
 
 impl Metric {
     /// Every metric: its command-line name and axis label.
-    pub const ALL: [(Metric, &'static str, &'static str); 12] = [
+    pub const ALL: [(Metric, &'static str, &'static str); 15] = [
         (Metric::Round, "round", "round"),
         (Metric::ParallelTime, "parallel_time", "parallel time"),
         (Metric::Mib, "mib", "MiB sent"),
@@ -138,6 +144,9 @@ impl Metric {
         (Metric::Log10Consensus, "log10_consensus", "log10 consensus distance"),
         (Metric::AvgIterateLoss, "avg_iterate_loss", "averaged iterate validation loss"),
         (Metric::AvgIterateAcc, "avg_iterate_acc", "averaged iterate validation accuracy"),
+        (Metric::Objective, "objective", "objective (mean over nodes)"),
+        (Metric::BestObjective, "best_objective", "best node's objective"),
+        (Metric::Log10BestObjective, "log10_best_objective", "log10 best node's objective"),
     ];
 
     /// The metric named `name`.
@@ -168,6 +177,9 @@ impl Metric {
             Metric::Log10Consensus => r.consensus.log10(),
             Metric::AvgIterateLoss => r.avg_iterate_val_loss.unwrap_or(f64::NAN),
             Metric::AvgIterateAcc => r.avg_iterate_val_acc.unwrap_or(f64::NAN),
+            Metric::Objective => r.objective.unwrap_or(f64::NAN),
+            Metric::BestObjective => r.best_objective.unwrap_or(f64::NAN),
+            Metric::Log10BestObjective => r.best_objective.unwrap_or(f64::NAN).log10(),
         }
     }
 }
@@ -285,6 +297,8 @@ mod tests {
             resets: 0,
             avg_iterate_val_loss: None,
             avg_iterate_val_acc: None,
+            objective: None,
+            best_objective: None,
             nodes: Vec::new(),
         }
     }

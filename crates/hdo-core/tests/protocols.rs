@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 mod common;
 
-use common::{all_params, tiny};
+use common::{all_params, resumes_exactly, tiny};
 use hdo_core::checkpoint::Checkpoint;
 use hdo_core::{Experiment, params};
 use hdo_gossip::{Op, Pull, Quantity, Row, Slot};
@@ -272,40 +272,6 @@ fn dpoem_has_no_learning_rate_and_is_scale_free() {
     assert!(moved > 0.0);
     assert!(diff <= 1e-2 * moved, "‖Δx‖ = {diff} against a distance travelled of {moved}");
     assert_ne!(scaled, base, "the scale did reach the loss");
-}
-
-/// Run `cfg` whole, and again from its round-2 checkpoint (kept aside as if the run had been
-/// killed in round 3): the metrics (but wall times) must agree; returns both final checkpoints.
-fn resumes_exactly(cfg: &hdo_core::ExperimentConfig) -> (Checkpoint, Checkpoint) {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    let whole = Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
-    std::fs::create_dir_all(&c).unwrap();
-    let mut keep = |e: hdo_core::Event<'_>| {
-        if let hdo_core::Event::Round { round: 3, .. } = e {
-            std::fs::copy(b.join("checkpoint.bin"), c.join("checkpoint.bin")).unwrap();
-        }
-    };
-    Experiment::new(cfg.clone()).unwrap().run(&b, &mut keep).unwrap();
-    let mut resumed = Experiment::new(cfg.clone()).unwrap();
-    assert_eq!(resumed.resume(&c).unwrap(), Some(2));
-    let rest = resumed.run(&c, &mut |_| {}).unwrap();
-    let strip = |r: Vec<hdo_core::metrics::Record>| -> Vec<_> {
-        r.into_iter()
-            .map(|mut r| {
-                (r.elapsed_s, r.train_s) = (0.0, 0.0);
-                r
-            })
-            .collect()
-    };
-    assert_eq!(strip(rest), strip(whole), "{}", cfg.protocol.name());
-    let read = |d: &std::path::Path| Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
-    let (end_a, end_c) = (read(&a), read(&c));
-    assert_eq!(end_a.nodes, end_c.nodes, "{}", cfg.protocol.name());
-    assert_eq!(end_a.aux, end_c.aux);
-    assert_eq!(end_a.queue, end_c.queue);
-    assert_eq!(end_a.run.losses, end_c.run.losses);
-    (end_a, end_c)
 }
 
 #[test]

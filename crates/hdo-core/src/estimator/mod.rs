@@ -384,6 +384,7 @@ pub fn loss(model: &Model, logits: Tensor<2>, targets: &Tensor<1, Int>) -> Tenso
     let value = match model.loss() {
         Loss::CrossEntropy => cross_entropy(logits, targets),
         Loss::Hinge => hinge(logits, targets),
+        Loss::Value => logits.mean(),
     };
     scaled(value, model.loss_scale())
 }
@@ -408,6 +409,10 @@ pub fn stacked_loss(model: &Model, logits: Tensor<3>, targets: &Tensor<1, Int>) 
             };
             let margin = (logits.reshape([k, b]) * y).neg() + 1.0;
             margin.clamp_min(0.0).mean_dim(1).reshape([k])
+        }
+        Loss::Value => {
+            let [k, b, c] = logits.dims();
+            logits.reshape([k, b * c]).mean_dim(1).reshape([k])
         }
     };
     scaled(value, model.loss_scale())

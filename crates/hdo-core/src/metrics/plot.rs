@@ -10,7 +10,14 @@ use std::sync::Once;
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-const PALETTE: [RGBColor; 12] = [
+/// Register the bundled font once, before any text is drawn.
+pub(super) fn register() {
+    REGISTER.call_once(|| {
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+pub(super) const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(0, 0, 0),
     RGBColor(214, 39, 40),
@@ -46,6 +53,20 @@ pub fn plot(path: &Path, title: &str, records: &[Record]) -> Result<(), Error> {
             })
             .collect()
     };
+    if records.iter().any(|r| r.objective.is_some()) {
+        // an objective run: its value, and the best node's, instead of loss and accuracy
+        let mean = pick([
+            ("mean over nodes", |r| r.objective),
+            ("mean point", |r| Some(r.mean_model_val_loss)),
+            ("FO nodes", |r| r.fo_val_loss),
+            ("ZO nodes", |r| r.zo_val_loss),
+        ]);
+        let best = vec![(
+            "best node".to_string(),
+            records.iter().filter_map(|r| r.best_objective.map(|v| (r.round as f64, v))).collect(),
+        )];
+        return draw_to(path, title, &mean, &best, ["round", "objective", "best node's objective"]);
+    }
     let loss = pick([
         ("mean over nodes", |r| Some(r.mean_val_loss)),
         ("mean model", |r| Some(r.mean_model_val_loss)),
@@ -84,9 +105,7 @@ fn draw_to(
     acc: &[Line],
     labels: [&str; 3],
 ) -> Result<(), Error> {
-    REGISTER.call_once(|| {
-        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
-    });
+    register();
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.png"));
     draw(&tmp, title, loss, acc, labels)

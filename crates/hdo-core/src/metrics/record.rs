@@ -64,6 +64,12 @@ pub struct Record {
     /// D-POEM: its validation accuracy.
     #[serde(default)]
     pub avg_iterate_val_acc: Option<f64>,
+    /// An `[objective]` run: the mean over nodes of the objective's value.
+    #[serde(default)]
+    pub objective: Option<f64>,
+    /// An `[objective]` run: the best (lowest) node's value, as the LSGD paper reports.
+    #[serde(default)]
+    pub best_objective: Option<f64>,
     /// With `metrics.per_node`: every node's evaluation (also written as `nodes.csv`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeEval>,
@@ -82,16 +88,19 @@ pub struct NodeEval {
     pub val_loss: Option<f64>,
     /// Validation accuracy (absent for a dropped node).
     pub val_acc: Option<f64>,
+    /// An objective of at most 16 coordinates: the node's point (its trajectory, row by row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub point: Vec<f64>,
 }
 
 impl NodeEval {
     /// Header of `nodes.csv`.
-    pub const CSV_HEADER: &'static str = "round,node,kind,active,val_loss,val_acc";
+    pub const CSV_HEADER: &'static str = "round,node,kind,active,val_loss,val_acc,point";
 }
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets,avg_iterate_val_loss,avg_iterate_val_acc";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets,avg_iterate_val_loss,avg_iterate_val_acc,objective,best_objective";
 
     /// Read a line of `metrics.csv` whose columns are named by `header`. Numbers read back bit
     /// for bit (which `serde_json`'s float parser does not promise, hence CSV over JSONL).
@@ -124,7 +133,7 @@ impl Record {
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
@@ -149,7 +158,9 @@ impl Record {
             self.active_nodes,
             self.resets,
             o(self.avg_iterate_val_loss),
-            o(self.avg_iterate_val_acc)
+            o(self.avg_iterate_val_acc),
+            o(self.objective),
+            o(self.best_objective)
         )
     }
 }

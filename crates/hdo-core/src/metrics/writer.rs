@@ -1,7 +1,7 @@
 //! Writing outputs atomically: a temporary file in the same directory, then a rename, so a
 //! reader never sees a half-written file and an interrupted run leaves the previous version.
 
-use super::{NodeEval, Record, plot};
+use super::{NodeEval, Record, plot, plot_trajectories};
 use crate::error::Error;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -37,7 +37,8 @@ pub fn write_atomic_with(
 }
 
 /// (Re)write `metrics.jsonl`, `metrics.csv` and `metrics.png` in `dir` from all records so far,
-/// and `nodes.csv` when the records carry per-node evaluations.
+/// and `nodes.csv` when the records carry per-node evaluations (and `trajectories.png` when
+/// those are points of a two-dimensional objective).
 pub fn write_outputs(dir: &Path, title: &str, records: &[Record]) -> Result<(), Error> {
     let mut jsonl = String::new();
     let mut csv = format!("{}\n", Record::CSV_HEADER);
@@ -54,18 +55,21 @@ pub fn write_outputs(dir: &Path, title: &str, records: &[Record]) -> Result<(), 
         let mut nodes = format!("{}\n", NodeEval::CSV_HEADER);
         for r in records {
             for e in &r.nodes {
+                let point: Vec<String> = e.point.iter().map(f64::to_string).collect();
                 nodes.push_str(&format!(
-                    "{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{}\n",
                     r.round,
                     e.node,
                     e.kind,
                     e.active,
                     o(e.val_loss),
-                    o(e.val_acc)
+                    o(e.val_acc),
+                    point.join(" ")
                 ));
             }
         }
         write_atomic(&dir.join("nodes.csv"), nodes.as_bytes())?;
+        plot_trajectories(&dir.join("trajectories.png"), title, records)?;
     }
     plot(&dir.join("metrics.png"), title, records)
 }
