@@ -54,17 +54,19 @@ impl Progress {
                         "round {:>5}  objective {:.6}  best {best:.6}  | mean point {:.6}  | Γ {:.2e}  | {:.1}s",
                         r.round, r.mean_val_loss, r.mean_model_val_loss, r.consensus, r.elapsed_s
                     )
-                } else { format!(
-                    "round {:>5}  val loss {:.4}  acc {:6.2}%  | mean model {:.4} {:6.2}%  | std {:.2e}  Γ {:.2e}  | {:.1}s",
-                    r.round,
-                    r.mean_val_loss,
-                    100.0 * r.mean_val_acc,
-                    r.mean_model_val_loss,
-                    100.0 * r.mean_model_val_acc,
-                    r.std_val_loss,
-                    r.consensus,
-                    r.elapsed_s
-                ) };
+                } else {
+                    format!(
+                        "round {:>5}  val loss {:.4}  acc {:6.2}%  | mean model {:.4} {:6.2}%  | std {:.2e}  Γ {:.2e}  | {:.1}s",
+                        r.round,
+                        r.mean_val_loss,
+                        100.0 * r.mean_val_acc,
+                        r.mean_model_val_loss,
+                        100.0 * r.mean_model_val_acc,
+                        r.std_val_loss,
+                        r.consensus,
+                        r.elapsed_s
+                    )
+                };
                 // A hidden bar (quiet, or not a terminal) swallows println: log lines go to stderr.
                 if self.bar.is_hidden() {
                     if !self.quiet {

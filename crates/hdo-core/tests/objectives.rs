@@ -90,8 +90,13 @@ fn matrix_completion_gradient_is_the_closed_form_and_matches_finite_differences(
     let x: Vec<f32> = (0..10).map(|i| ((i * 7 % 10) as f32 - 4.5) / 5.0).collect();
     let (v, g) = value_and_gradient(&o, &x);
     // ∇F(X) = (XXᵀ − M)X and F = ¼‖M − XXᵀ‖², in f64
-    let xx = |i: usize, j: usize| (0..2).map(|k| x[i * 2 + k] as f64 * x[j * 2 + k] as f64).sum::<f64>();
-    let f: f64 = (0..5).flat_map(|i| (0..5).map(move |j| (i, j))).map(|(i, j)| (at(i, j) - xx(i, j)).powi(2)).sum::<f64>() / 4.0;
+    let xx =
+        |i: usize, j: usize| (0..2).map(|k| x[i * 2 + k] as f64 * x[j * 2 + k] as f64).sum::<f64>();
+    let f: f64 = (0..5)
+        .flat_map(|i| (0..5).map(move |j| (i, j)))
+        .map(|(i, j)| (at(i, j) - xx(i, j)).powi(2))
+        .sum::<f64>()
+        / 4.0;
     assert!((v as f64 - f).abs() <= 1e-5 * f.abs().max(1.0), "value {v} against {f}");
     let closed: Vec<f64> = (0..5)
         .flat_map(|i| (0..2).map(move |k| (i, k)))
@@ -138,11 +143,20 @@ fn sinc_run(protocol: &[&str], extra: &[&str]) -> ExperimentConfig {
 
 #[test]
 fn an_objective_run_starts_each_node_at_its_point_and_reports_objective_metrics() {
-    let cfg = sinc_run(&["protocol.kind=\"lsgd\"", "protocol.lambda=0.1", "protocol.lambda_global=0"], &[]);
+    let cfg = sinc_run(
+        &["protocol.kind=\"lsgd\"", "protocol.lambda=0.1", "protocol.lambda_global=0"],
+        &[],
+    );
     let exp = Experiment::new(cfg.clone()).unwrap();
-    let starts: Vec<Vec<f32>> =
-        (0..4).map(|i| params::collect(&exp.population.nodes[i].model).into_iter().flat_map(host).collect()).collect();
-    assert_eq!(starts, vec![vec![-6.0, -4.0], vec![-15.0, -18.0], vec![20.0, 11.0], vec![17.0, 8.0]]);
+    let starts: Vec<Vec<f32>> = (0..4)
+        .map(|i| {
+            params::collect(&exp.population.nodes[i].model).into_iter().flat_map(host).collect()
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        vec![vec![-6.0, -4.0], vec![-15.0, -18.0], vec![20.0, 11.0], vec![17.0, 8.0]]
+    );
     // auxiliary vectors (an EASGD centre) start at the mean point
     assert_eq!(host(exp.population.origin[0].clone()), vec![4.0, -0.75]);
 
@@ -199,7 +213,8 @@ fn zeroth_order_nodes_descend_an_objective_and_runs_resume_exactly() {
     let (end, _) = resumes_exactly(&cfg);
     assert_eq!(end.aux.len(), 1, "the centre is checkpointed");
     let dir = tempfile::tempdir().unwrap();
-    let more = ExperimentConfig::from_toml(toml, &["steps=60".into(), "eval_every=60".into()]).unwrap();
+    let more =
+        ExperimentConfig::from_toml(toml, &["steps=60".into(), "eval_every=60".into()]).unwrap();
     let records = Experiment::new(more).unwrap().run(dir.path(), &mut |_| {}).unwrap();
     let (first, last) = (&records[0], records.last().unwrap());
     assert!(last.zo_val_loss.unwrap() < 0.5 * first.zo_val_loss.unwrap(), "{first:?} → {last:?}");
@@ -208,7 +223,12 @@ fn zeroth_order_nodes_descend_an_objective_and_runs_resume_exactly() {
     // nodes start at their own seeded draws: distinct, and the same on every run
     let exp = Experiment::new(cfg.clone()).unwrap();
     let again = Experiment::new(cfg).unwrap();
-    let p = |e: &Experiment, i: usize| params::collect(&e.population.nodes[i].model).into_iter().flat_map(host).collect::<Vec<f32>>();
+    let p = |e: &Experiment, i: usize| {
+        params::collect(&e.population.nodes[i].model)
+            .into_iter()
+            .flat_map(host)
+            .collect::<Vec<f32>>()
+    };
     assert_ne!(p(&exp, 0), p(&exp, 1));
     assert_eq!(p(&exp, 2), p(&again, 2));
 }
@@ -249,7 +269,10 @@ fn bad_objective_configs_name_the_problem() {
 #[test]
 fn every_objective_kind_parses_and_names_itself() {
     for (name, _) in ObjectiveConfig::KINDS {
-        let o = objective(&format!("kind = \"{name}\"\n{}", if *name == "matrix_completion" { "d = 4\nrank = 2" } else { "" }));
+        let o = objective(&format!(
+            "kind = \"{name}\"\n{}",
+            if *name == "matrix_completion" { "d = 4\nrank = 2" } else { "" }
+        ));
         assert_eq!(o.name(), *name);
         let m = o.init(0, &Device::flex()).unwrap();
         assert_eq!(m.x.val().dims()[0], o.dim());

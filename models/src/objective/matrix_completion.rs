@@ -44,7 +44,7 @@ impl MatrixCompletionConfig {
     /// `M = UUᵀ` (row-major `d × d`) of the instance drawn from `seed`.
     pub fn target(&self, seed: u64) -> Vec<f32> {
         let (d, r) = (self.d, self.rank);
-        let u = gaussians(seed ^ super::splitmix(self.instance ^ 0x3C0D), d * r);
+        let u = gaussians(super::stream(seed, super::INSTANCES, self.instance), d * r);
         let mut m = vec![0f32; d * d];
         for i in 0..d {
             for j in 0..=i {

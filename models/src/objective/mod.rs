@@ -158,7 +158,11 @@ impl ObjectiveConfig {
         self.validate().map_err(|p| format!("{}: {}", p.key, p.problem))?;
         let dim = self.dim();
         let x = Tensor::<1>::zeros([dim], device);
-        Ok(Objective { x: Param::from_tensor(x), function: self.spec().build(seed), name: self.name() })
+        Ok(Objective {
+            x: Param::from_tensor(x),
+            function: self.spec().build(seed),
+            name: self.name(),
+        })
     }
 
     /// Where node `node` of `n` starts (host values, `dim` of them): its entry of
@@ -166,7 +170,7 @@ impl ObjectiveConfig {
     pub fn start(&self, node: usize, n: usize, seed: u64) -> Result<Vec<f32>, String> {
         let start = self.spec().start();
         match start.points.len() {
-            0 => Ok(gaussians(seed ^ splitmix(node as u64 + 0x51A7), self.dim())
+            0 => Ok(gaussians(stream(seed, STARTS, node as u64), self.dim())
                 .into_iter()
                 .map(|g| (g * start.std) as f32)
                 .collect()),
@@ -201,10 +205,12 @@ impl Objective {
     }
 }
 
-/// `n` standard Gaussians from `seed` (SplitMix64 and Box–Muller: the same values on every
-/// machine, forever).
+/// `n` standard Gaussians from `seed` (SplitMix64 and Box–Muller: no global generator, the same
+/// values on every run).
 pub fn gaussians(seed: u64, n: usize) -> Vec<f64> {
-    let uniform = |i: u64| ((splitmix(seed ^ splitmix(i)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let uniform = |i: u64| {
+        ((crate::splitmix(seed ^ crate::splitmix(i)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
     (0..n as u64)
         .map(|i| {
             let (u1, u2) = (uniform(2 * i), uniform(2 * i + 1));
@@ -213,12 +219,21 @@ pub fn gaussians(seed: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-pub(crate) fn splitmix(z: u64) -> u64 {
-    crate::splitmix(z)
+/// Where start points come from, and where random instances do: separate streams of one seed.
+const STARTS: u64 = 0x5A27;
+pub(crate) const INSTANCES: u64 = 0x1257;
+
+/// The seed of item `i` of stream `tag` of the run seed `seed`.
+pub(crate) fn stream(seed: u64, tag: u64, i: u64) -> u64 {
+    crate::splitmix(crate::splitmix(seed ^ crate::splitmix(tag)) ^ i)
 }
 
 /// Host values as a constant tensor on `like`'s device.
-pub(crate) fn constant<const D: usize>(values: &[f32], shape: [usize; D], like: &Tensor<1>) -> Tensor<D> {
+pub(crate) fn constant<const D: usize>(
+    values: &[f32],
+    shape: [usize; D],
+    like: &Tensor<1>,
+) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values.to_vec(), shape), &like.device())
 }
 

@@ -60,9 +60,7 @@ fn draw(file: &Path, title: &str, paths: &[Vec<(f64, f64)>]) -> Result<(), Strin
             .label(format!("node {i}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         let (first, last) = (points[0], points[points.len() - 1]);
-        chart
-            .draw_series([Circle::new(first, 5, c.filled())])
-            .map_err(|e| e.to_string())?;
+        chart.draw_series([Circle::new(first, 5, c.filled())]).map_err(|e| e.to_string())?;
         chart.draw_series([Cross::new(last, 7, c.stroke_width(3))]).map_err(|e| e.to_string())?;
     }
     chart

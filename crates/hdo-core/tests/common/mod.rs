@@ -47,7 +47,9 @@ pub fn all_params(exp: &hdo_core::Experiment) -> Vec<f32> {
 
 /// Run `cfg` whole, and again from its round-2 checkpoint (kept aside as if the run had been
 /// killed in round 3): the metrics (but wall times) must agree; returns both final checkpoints.
-pub fn resumes_exactly(cfg: &hdo_core::ExperimentConfig) -> (hdo_core::checkpoint::Checkpoint, hdo_core::checkpoint::Checkpoint) {
+pub fn resumes_exactly(
+    cfg: &hdo_core::ExperimentConfig,
+) -> (hdo_core::checkpoint::Checkpoint, hdo_core::checkpoint::Checkpoint) {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     let whole = hdo_core::Experiment::new(cfg.clone()).unwrap().run(&a, &mut |_| {}).unwrap();
@@ -70,7 +72,9 @@ pub fn resumes_exactly(cfg: &hdo_core::ExperimentConfig) -> (hdo_core::checkpoin
             .collect()
     };
     assert_eq!(strip(rest), strip(whole), "{}", cfg.protocol.name());
-    let read = |d: &std::path::Path| hdo_core::checkpoint::Checkpoint::read(&d.join("checkpoint.bin")).unwrap();
+    let read = |d: &std::path::Path| {
+        hdo_core::checkpoint::Checkpoint::read(&d.join("checkpoint.bin")).unwrap()
+    };
     let (end_a, end_c) = (read(&a), read(&c));
     assert_eq!(end_a.nodes, end_c.nodes, "{}", cfg.protocol.name());
     assert_eq!(end_a.aux, end_c.aux);
