@@ -240,11 +240,21 @@ pub fn write_with(out: &Path, title: &str, runs: &[Finished], axes: Axes) -> Res
 }
 
 /// A plain-text table, one line per label: runs, seeds, last round, validation accuracy and loss
-/// at it (mean ± sample standard deviation over runs).
+/// at it (mean ± sample standard deviation over runs); for objective runs the best node's and the
+/// mean objective instead.
 pub fn table(runs: &[Finished]) -> String {
     let width = labels(runs).iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
-    let mut out =
-        format!("{:<width$}  runs  seeds        round  val accuracy        val loss\n", "label");
+    // objective runs: the best node's value and the mean over nodes instead of accuracy and loss
+    let objective =
+        runs.iter().all(|r| r.records.last().is_some_and(|l| l.best_objective.is_some()));
+    let mut out = if objective {
+        format!(
+            "{:<width$}  runs  seeds        round  best objective          mean objective\n",
+            "label"
+        )
+    } else {
+        format!("{:<width$}  runs  seeds        round  val accuracy        val loss\n", "label")
+    };
     for label in labels(runs) {
         let group: Vec<&Finished> = runs.iter().filter(|r| r.label == label).collect();
         let last: Vec<&Record> = group.iter().filter_map(|r| r.records.last()).collect();
@@ -255,8 +265,17 @@ pub fn table(runs: &[Finished]) -> String {
             (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
             _ => "-".into(),
         };
-        let acc: Vec<f64> = last.iter().map(|r| 100.0 * r.mean_val_acc).collect();
         let loss: Vec<f64> = last.iter().map(|r| r.mean_val_loss).collect();
+        if objective {
+            let best: Vec<f64> = last.iter().filter_map(|r| r.best_objective).collect();
+            let ((bm, bsd), (lm, lsd)) = (mean_sd(&best), mean_sd(&loss));
+            out.push_str(&format!(
+                "{label:<width$}  {:>4}  {seeds:<11}  {round:>5}  {bm:>10.4e} ± {bsd:<9.2e}  {lm:.4e} ± {lsd:.2e}\n",
+                group.len()
+            ));
+            continue;
+        }
+        let acc: Vec<f64> = last.iter().map(|r| 100.0 * r.mean_val_acc).collect();
         let ((am, asd), (lm, lsd)) = (mean_sd(&acc), mean_sd(&loss));
         out.push_str(&format!(
             "{label:<width$}  {:>4}  {seeds:<11}  {round:>5}  {am:>6.2} ± {asd:<5.2}%  {lm:.4} ± {lsd:.4}\n",
@@ -328,6 +347,22 @@ mod tests {
         let a = t.lines().find(|l| l.starts_with("a ")).unwrap();
         // accuracies 80 and 90: mean 85, sample sd 7.07
         assert!(a.contains("0,1") && a.contains("85.00 ± 7.07") && a.contains("0.7500"), "{t}");
+    }
+
+    #[test]
+    fn objective_runs_are_tabled_by_their_best_node() {
+        let mut runs = [run("lgd", 0, &[(0, 2.0, 0.0)]), run("lgd", 1, &[(0, 4.0, 0.0)])];
+        runs[0].records[0].best_objective = Some(1e-8);
+        runs[1].records[0].best_objective = Some(3e-8);
+        let t = table(&runs);
+        assert!(t.contains("best objective"), "{t}");
+        let row = t.lines().find(|l| l.starts_with("lgd")).unwrap();
+        assert!(row.contains("2.0000e-8") && row.contains("3.0000e0"), "{t}");
+        runs[1].records[0].best_objective = None;
+        assert!(
+            table(&runs).contains("val accuracy"),
+            "a model on data among them: the usual table"
+        );
     }
 
     #[test]
