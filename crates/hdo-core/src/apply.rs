@@ -147,7 +147,7 @@ impl Population {
                 }
                 hdo_gossip::Rule::DistanceOverGradients => node.apply_dog(p, layout),
                 hdo_gossip::Rule::Discard => {
-                    node.count_step();
+                    node.discard(p, layout);
                     Ok(())
                 }
             })
@@ -191,7 +191,7 @@ impl Population {
                     }
                 }
             }
-            Quantity::Parameters => {
+            Quantity::Parameters | Quantity::Trainable => {
                 // every slot read once, however many rows read it (a dense graph's W)
                 let mut read: Vec<Slot> =
                     rows.iter().flat_map(|r| r.weights.iter().map(|w| w.0)).collect();
@@ -211,7 +211,16 @@ impl Population {
                                 Some(a) => a.into_iter().zip(x).map(|(a, t)| a + t * w).collect(),
                             });
                         }
-                        (row.target, acc.unwrap_or_else(|| self.slot(row.target)))
+                        let mixed = acc.unwrap_or_else(|| self.slot(row.target));
+                        if quantity == Quantity::Trainable {
+                            // running statistics stay the target's own
+                            let own = of(row.target).unwrap_or_else(|_| self.slot(row.target));
+                            let kept = mixed.into_iter().zip(own).zip(&self.layout.tensors);
+                            let kept = kept
+                                .map(|((m, o), info)| if info.trainable.is_some() { m } else { o });
+                            return (row.target, kept.collect());
+                        }
+                        (row.target, mixed)
                     })
                     .collect();
                 for (slot, values) in new {
@@ -357,6 +366,9 @@ impl Population {
 impl hdo_gossip::Sizes for Population {
     fn parameters(&self) -> u64 {
         self.layout.total_numel()
+    }
+    fn trainable(&self) -> u64 {
+        self.layout.dim
     }
     fn estimate(&self, node: usize) -> u64 {
         self.pending_values(node)

@@ -190,6 +190,13 @@ impl Node {
         self.count_step();
     }
 
+    /// Keep an estimate's batch statistics but not its step (the estimate went to a server):
+    /// the running statistics learn from the batch, the parameters do not move.
+    pub fn discard(&mut self, pending: Pending, layout: &Layout) {
+        self.model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+        self.count_step();
+    }
+
     /// Count one local step (its noise is used up). An order switch happens as soon as the count
     /// reaches it, so that a checkpoint taken now saves the momentum of the optimizer the next
     /// step uses.

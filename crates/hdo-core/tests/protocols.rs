@@ -556,3 +556,42 @@ fn downpour_without_delay_is_synchronous_sgd_on_the_server_and_staleness_resumes
     mid.run(d.path(), &mut peek).unwrap();
     assert!(queued > 0, "estimates in flight at the round-2 checkpoint");
 }
+
+#[test]
+fn downpour_pulls_the_servers_parameters_and_leaves_each_workers_running_statistics() {
+    // a CNN has BatchNorm: the server applies gradients only, so its running statistics are the
+    // initial ones. A worker's discarded step must still fold its batch statistics in, and a
+    // pull must not overwrite them (either would evaluate every worker with untrained ones)
+    let cfg = tiny(
+        2,
+        0,
+        &[
+            "protocol={kind=\"downpour\", server_lr=0.01}",
+            "steps=3",
+            "model={kind=\"cnn\", channels=[2, 2, 2], hidden=[4]}",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut exp = Experiment::new(cfg).unwrap();
+    let records = exp.run(dir.path(), &mut |_| {}).unwrap();
+    let layout = exp.population.layout.clone();
+    let server: Vec<Vec<f32>> = exp.population.aux[0].iter().cloned().map(common::host).collect();
+    let statistics: Vec<usize> =
+        (0..layout.tensors.len()).filter(|&k| layout.tensors[k].trainable.is_none()).collect();
+    assert!(!statistics.is_empty(), "the CNN has running statistics");
+    for i in 0..2 {
+        let worker: Vec<Vec<f32>> =
+            params::collect(&exp.population.nodes[i].model).into_iter().map(common::host).collect();
+        for (k, info) in layout.tensors.iter().enumerate() {
+            if info.trainable.is_some() {
+                assert_eq!(worker[k], server[k], "worker {i} pulled {}", info.path);
+            } else {
+                assert_ne!(worker[k], server[k], "worker {i} kept its own {}", info.path);
+            }
+        }
+    }
+    // a pull sends the trainable parameters only: 3 rounds × 2 workers × d, plus 3 × 2 pushes
+    let d = layout.dim;
+    assert!(layout.total_numel() > d);
+    assert_eq!(records.last().unwrap().bytes_sent, 4 * (3 * 2 * d + 3 * 2 * d));
+}

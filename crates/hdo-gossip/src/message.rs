@@ -13,6 +13,8 @@ use crate::ops::{Op, Quantity, Round, Slot};
 pub enum Payload {
     /// A whole parameter vector (every float tensor, running statistics included).
     Parameters,
+    /// The trainable parameters only.
+    Trainable,
     /// The sender's pending gradient estimate: dense, or a seeded estimate's coefficients.
     Estimate,
     /// This many f32 scalars (a radius proxy, a loss).
@@ -34,6 +36,10 @@ pub struct Message {
 pub trait Sizes {
     /// Values of a parameter vector.
     fn parameters(&self) -> u64;
+    /// Values of its trainable part (all of it unless the model has running statistics).
+    fn trainable(&self) -> u64 {
+        self.parameters()
+    }
     /// Values of `node`'s pending estimate (trainable numel when dense, its coefficients when
     /// seeded).
     fn estimate(&self, node: usize) -> u64;
@@ -44,6 +50,7 @@ impl Message {
     pub fn values(&self, sizes: &dyn Sizes) -> u64 {
         match self.payload {
             Payload::Parameters => sizes.parameters(),
+            Payload::Trainable => sizes.trainable(),
             Payload::Estimate => match self.from {
                 Slot::Node(i) => sizes.estimate(i),
                 Slot::Aux(_) => sizes.parameters(),
@@ -85,6 +92,7 @@ impl Op {
             Op::Mix { rows, quantity } => {
                 let payload = match quantity {
                     Quantity::Parameters => Payload::Parameters,
+                    Quantity::Trainable => Payload::Trainable,
                     Quantity::Radius => Payload::Scalars(1),
                 };
                 rows.iter()

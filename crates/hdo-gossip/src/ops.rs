@@ -38,7 +38,8 @@ pub enum Rule {
     /// Distance over gradients (DoG, D-POEM): `G_i ← G_i + ‖g‖²`, `x ← x − (r̄_i/√G_i)·g`.
     /// Parameter-free: no learning rate.
     DistanceOverGradients,
-    /// Count the step and leave the parameters alone: the estimate went to a server.
+    /// Count the step and fold its batch statistics into running statistics, but leave the
+    /// parameters alone: the estimate went to a server.
     Discard,
 }
 
@@ -60,6 +61,9 @@ pub enum Quantity {
     Parameters,
     /// The node's radius proxy `r_i` (one scalar; D-POEM).
     Radius,
+    /// The trainable parameters only: each target keeps its own normalisation statistics (a
+    /// parameter server, which applies gradients, has none worth copying).
+    Trainable,
 }
 
 /// One row of a mixing matrix: `target ← Σ_j w_j · source_j`.

@@ -119,7 +119,8 @@ impl Protocol for Downpour {
         if (t + 1).is_multiple_of(self.0.period) {
             let rows =
                 (0..n).map(|i| Row { target: Slot::Node(i), weights: vec![(server, 1.0)] }).collect();
-            ops.push(Op::Mix { rows, quantity: Quantity::Parameters });
+            // the server applies gradients only: workers keep their own running statistics
+            ops.push(Op::Mix { rows, quantity: Quantity::Trainable });
         }
         Ok(Round { ops, interactions: n as f64 / 2.0 })
     }
