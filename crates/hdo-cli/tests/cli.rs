@@ -269,7 +269,10 @@ fn a_fresh_run_into_a_non_empty_out_needs_force() {
     assert_eq!(std::fs::read_to_string(dir.path().join("out/notes.txt")).unwrap(), "mine");
     let nodes = std::fs::read_to_string(dir.path().join("out/nodes.csv")).unwrap();
     assert_eq!(nodes.lines().count(), 1 + 2 * 3, "{nodes}");
-    assert!(nodes.starts_with("round,node,kind,active,val_loss,val_acc\n0,0,fo,true,"), "{nodes}");
+    assert!(
+        nodes.starts_with("round,node,kind,active,val_loss,val_acc,point\n0,0,fo,true,"),
+        "{nodes}"
+    );
     let o = run_tiny(dir.path(), "out", &["--force"]);
     assert!(o.status.success() && !dir.path().join("out/nodes.csv").exists());
 }

@@ -378,7 +378,7 @@ fn a_dropped_node_leaves_the_population_and_poisons_nobody() {
     // nodes.csv: one row per node per evaluation, the dropped node's cells empty
     let nodes = std::fs::read_to_string(dir.path().join("nodes.csv")).unwrap();
     assert_eq!(nodes.lines().count(), 1 + 7 * 4);
-    assert!(nodes.lines().any(|l| l == "6,2,zo,false,,"), "{nodes}");
+    assert!(nodes.lines().any(|l| l == "6,2,zo,false,,,"), "{nodes}");
     // the checkpoint remembers who left: a resumed run does not bring the node back
     let mut again = Experiment::new(exp.config.clone()).unwrap();
     assert_eq!(again.resume(dir.path()).unwrap(), Some(6));
