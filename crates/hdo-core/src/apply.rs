@@ -345,6 +345,22 @@ impl Population {
         }
     }
 
+    /// The protocol's first auxiliary vector as a model (EASGD's centre, DOWNPOUR's server),
+    /// what the LSGD paper evaluates for EASGD: its trainable parameters with the running
+    /// statistics of the mean of `members` (a server applies gradients only, so it has no
+    /// statistics of its own). `None` without auxiliary vectors.
+    pub fn centre_model(&self, members: &[usize]) -> Option<hdo_models::Model> {
+        let centre = self.aux.first()?;
+        let mean = self.mean_of(members);
+        let values: Vec<Tensor<1>> = centre
+            .iter()
+            .zip(mean)
+            .zip(&self.layout.tensors)
+            .map(|((c, m), info)| if info.trainable.is_some() { c.clone() } else { m })
+            .collect();
+        Some(params::load(burn::module::Module::valid(&self.nodes[members[0]].model), &values))
+    }
+
     /// The mean over `members` of their radius-weighted average iterates `x̄_i / w_i`, if they
     /// have accumulated any.
     pub fn averaged_iterate(&self, members: &[usize]) -> Option<hdo_models::Model> {

@@ -771,6 +771,10 @@ impl Experiment {
             .population
             .averaged_iterate(&self.active_ids())
             .map(|m| evaluate(&m, &self.validation));
+        let centre = self
+            .population
+            .centre_model(&self.active_ids())
+            .map(|m| evaluate(&m, &self.validation));
         let nodes = if self.config.metrics.per_node {
             let mut at = evaluated.iter();
             (0..pop.len())
@@ -833,6 +837,8 @@ impl Experiment {
             zo_grad_norm_ratio: (totals.diag.2 > 0).then(|| totals.diag.1 / totals.diag.2 as f64),
             active_nodes: evaluated.len() as u64,
             resets: totals.resets,
+            centre_val_loss: centre.map(|e| e.loss),
+            centre_val_acc: centre.map(|e| e.accuracy),
             objective: self.config.objective.as_ref().map(|_| mean_loss),
             best_objective: self
                 .config

@@ -127,11 +127,15 @@ pub enum Metric {
     BestObjective,
     /// log₁₀ of the best node's value (matrix completion: decades of accuracy).
     Log10BestObjective,
+    /// Validation loss of the centre / server (EASGD, DOWNPOUR).
+    CentreLoss,
+    /// Its accuracy.
+    CentreAcc,
 }
 
 impl Metric {
     /// Every metric: its command-line name and axis label.
-    pub const ALL: [(Metric, &'static str, &'static str); 15] = [
+    pub const ALL: [(Metric, &'static str, &'static str); 17] = [
         (Metric::Round, "round", "round"),
         (Metric::ParallelTime, "parallel_time", "parallel time"),
         (Metric::Mib, "mib", "MiB sent"),
@@ -147,6 +151,8 @@ impl Metric {
         (Metric::Objective, "objective", "objective (mean over nodes)"),
         (Metric::BestObjective, "best_objective", "best node's objective"),
         (Metric::Log10BestObjective, "log10_best_objective", "log10 best node's objective"),
+        (Metric::CentreLoss, "centre_loss", "centre validation loss"),
+        (Metric::CentreAcc, "centre_acc", "centre validation accuracy"),
     ];
 
     /// The metric named `name`.
@@ -180,6 +186,8 @@ impl Metric {
             Metric::Objective => r.objective.unwrap_or(f64::NAN),
             Metric::BestObjective => r.best_objective.unwrap_or(f64::NAN),
             Metric::Log10BestObjective => r.best_objective.unwrap_or(f64::NAN).log10(),
+            Metric::CentreLoss => r.centre_val_loss.unwrap_or(f64::NAN),
+            Metric::CentreAcc => r.centre_val_acc.unwrap_or(f64::NAN),
         }
     }
 }
@@ -316,6 +324,8 @@ mod tests {
             resets: 0,
             avg_iterate_val_loss: None,
             avg_iterate_val_acc: None,
+            centre_val_loss: None,
+            centre_val_acc: None,
             objective: None,
             best_objective: None,
             nodes: Vec::new(),

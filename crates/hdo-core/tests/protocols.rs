@@ -444,8 +444,22 @@ fn lsgd_without_pull_is_independent_sgd_and_easgd_and_lsgd_train_and_resume() {
         tiny(2, 2, &["protocol={kind=\"easgd\", beta=0.5, period=2}", "checkpoint_every=2"]),
     ] {
         let (end_a, _) = resumes_exactly(&cfg);
+        let dir = tempfile::tempdir().unwrap();
+        let records = Experiment::new(cfg.clone()).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+        let centre = records.last().unwrap().centre_val_loss;
         match cfg.protocol.name() {
-            "easgd" => assert_eq!(end_a.aux.len(), 1, "the centre is checkpointed"),
+            "easgd" => {
+                assert_eq!(end_a.aux.len(), 1, "the centre is checkpointed");
+                // the centre is its own point: neither the initial model nor the workers' mean
+                let last = records.last().unwrap();
+                assert!(centre.is_some_and(
+                    |c| c != last.mean_model_val_loss && c != records[0].mean_val_loss
+                ));
+            }
+            _ => assert_eq!(centre, None, "LSGD has no centre"),
+        }
+        match cfg.protocol.name() {
+            "easgd" => {}
             _ => assert!(end_a.run.losses.iter().all(|l| l.len() == 3), "k = 3 losses kept"),
         }
     }
@@ -590,6 +604,12 @@ fn downpour_pulls_the_servers_parameters_and_leaves_each_workers_running_statist
             }
         }
     }
+    // the server evaluated with the workers' mean statistics: after the last pull it is the mean
+    // model exactly ((a + a)/2 = a); before the first pull it is x_0, unlike the workers
+    let last = records.last().unwrap();
+    assert_eq!(last.centre_val_loss, Some(last.mean_model_val_loss));
+    assert_eq!(last.centre_val_acc, Some(last.mean_model_val_acc));
+    assert!(records.iter().all(|r| r.centre_val_loss.is_some()));
     // a pull sends the trainable parameters only: 3 rounds × 2 workers × d, plus 3 × 2 pushes
     let d = layout.dim;
     assert!(layout.total_numel() > d);

@@ -64,6 +64,13 @@ pub struct Record {
     /// D-POEM: its validation accuracy.
     #[serde(default)]
     pub avg_iterate_val_acc: Option<f64>,
+    /// Protocols with a centre or server (EASGD, DOWNPOUR): validation loss of its parameters
+    /// (with the workers' mean running statistics).
+    #[serde(default)]
+    pub centre_val_loss: Option<f64>,
+    /// Its validation accuracy.
+    #[serde(default)]
+    pub centre_val_acc: Option<f64>,
     /// An `[objective]` run: the mean over nodes of the objective's value.
     #[serde(default)]
     pub objective: Option<f64>,
@@ -100,7 +107,7 @@ impl NodeEval {
 
 impl Record {
     /// CSV header, in field order.
-    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets,avg_iterate_val_loss,avg_iterate_val_acc,objective,best_objective";
+    pub const CSV_HEADER: &'static str = "round,parallel_time,mean_val_loss,mean_val_acc,mean_val_acc_hard,std_val_loss,mean_model_val_loss,mean_model_val_acc,consensus,fo_val_loss,fo_val_acc,zo_val_loss,zo_val_acc,mean_train_loss,forward_passes,backward_passes,bytes_sent,elapsed_s,train_s,zo_grad_cosine,zo_grad_norm_ratio,active_nodes,resets,avg_iterate_val_loss,avg_iterate_val_acc,objective,best_objective,centre_val_loss,centre_val_acc";
 
     /// Read a line of `metrics.csv` whose columns are named by `header`. Numbers read back bit
     /// for bit (which `serde_json`'s float parser does not promise, hence CSV over JSONL).
@@ -133,7 +140,7 @@ impl Record {
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.round,
             self.parallel_time,
             self.mean_val_loss,
@@ -160,7 +167,9 @@ impl Record {
             o(self.avg_iterate_val_loss),
             o(self.avg_iterate_val_acc),
             o(self.objective),
-            o(self.best_objective)
+            o(self.best_objective),
+            o(self.centre_val_loss),
+            o(self.centre_val_acc)
         )
     }
 }
