@@ -351,13 +351,16 @@ impl Population {
     /// statistics of its own). `None` without auxiliary vectors.
     pub fn centre_model(&self, members: &[usize]) -> Option<hdo_models::Model> {
         let centre = self.aux.first()?;
-        let mean = self.mean_of(members);
-        let values: Vec<Tensor<1>> = centre
-            .iter()
-            .zip(mean)
-            .zip(&self.layout.tensors)
-            .map(|((c, m), info)| if info.trainable.is_some() { c.clone() } else { m })
-            .collect();
+        let tensors = &self.layout.tensors;
+        let values: Vec<Tensor<1>> = if tensors.iter().all(|t| t.trainable.is_some()) {
+            centre.clone()
+        } else {
+            let mean = self.mean_of(members);
+            let parts = centre.iter().zip(mean).zip(tensors);
+            parts
+                .map(|((c, m), info)| if info.trainable.is_some() { c.clone() } else { m })
+                .collect()
+        };
         Some(params::load(burn::module::Module::valid(&self.nodes[members[0]].model), &values))
     }
 

@@ -263,6 +263,9 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
             }
         }
         objective.validate().map_err(|p| Error::Config { key: p.key, problem: p.problem })?;
+        objective
+            .check_start_points(c.population.fo + c.population.zo)
+            .map_err(|problem| Error::Config { key: "objective.init_points".into(), problem })?;
         for (k, g) in [("fo", &c.fo), ("zo", &c.zo)] {
             if g.estimator.is_some_and(|e| e == EstimatorKind::ForwardGradient) {
                 return Err(Error::Config {

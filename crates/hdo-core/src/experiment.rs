@@ -934,8 +934,6 @@ impl hdo_gossip::Sizes for DescribeSizes {
     }
 }
 
-/// The phases of an FO node with `[fo] order_schedule`: the first phase's optimizer is built by
-/// the caller from its group; this returns the switch step and the second phase's optimizer.
 /// Objectives of at most this many coordinates have each node's point written with its
 /// evaluation.
 pub const POINT_COLUMNS: usize = 16;
@@ -964,6 +962,8 @@ fn mean_point(points: &[burn::prelude::Tensor<1>]) -> burn::prelude::Tensor<1> {
     sum / points.len() as f32
 }
 
+/// The phases of an FO node with `[fo] order_schedule`: the first phase's optimizer is built by
+/// the caller from its group; this returns the switch step and the second phase's optimizer.
 fn phases(config: &ExperimentConfig, kind: NodeKind) -> Option<crate::node::Phases> {
     use crate::config::OrderSchedule;
     let zeroth_first = match (kind, config.fo.order_schedule) {

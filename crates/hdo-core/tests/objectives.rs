@@ -247,7 +247,10 @@ fn bad_objective_configs_name_the_problem() {
     let e = err("init_points = [[1.0, 2.0, 3.0]]\n", &[]);
     assert!(e.contains("objective.init_points") && e.contains("3 coordinates"), "{e}");
     let e = err("init_points = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]\n", &[]);
-    assert!(e.contains("3 points for 2 nodes"), "{e}");
+    assert!(e.contains("3 points for 2 nodes") && e.contains("objective.init_points"), "{e}");
+    // caught when the config is read (so `--dry-run` reports it), not only when nodes are built
+    let three = format!("{base}init_points = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]\n");
+    assert!(ExperimentConfig::from_toml(&three, &[]).is_err());
     let e = err("init_std = -1.0\n", &[]);
     assert!(e.contains("objective.init_std"), "{e}");
     let e = err("radius = 3\n", &[]);

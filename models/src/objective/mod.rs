@@ -168,6 +168,7 @@ impl ObjectiveConfig {
     /// Where node `node` of `n` starts (host values, `dim` of them): its entry of
     /// `init_points` (or the only one), else `N(0, init_std²)` from `(seed, node)`.
     pub fn start(&self, node: usize, n: usize, seed: u64) -> Result<Vec<f32>, String> {
+        self.check_start_points(n)?;
         let start = self.spec().start();
         match start.points.len() {
             0 => Ok(gaussians(stream(seed, STARTS, node as u64), self.dim())
@@ -175,11 +176,15 @@ impl ObjectiveConfig {
                 .map(|g| (g * start.std) as f32)
                 .collect()),
             1 => Ok(start.points[0].iter().map(|&v| v as f32).collect()),
-            k if k == n => Ok(start.points[node].iter().map(|&v| v as f32).collect()),
-            k => Err(format!(
-                "{k} points for {n} nodes; give one point for all or one \
-                 per node"
-            )),
+            _ => Ok(start.points[node].iter().map(|&v| v as f32).collect()),
+        }
+    }
+
+    /// Whether `init_points` fits `n` nodes: none, one for all, or one per node.
+    pub fn check_start_points(&self, n: usize) -> Result<(), String> {
+        match self.spec().start().points.len() {
+            k if k <= 1 || k == n => Ok(()),
+            k => Err(format!("{k} points for {n} nodes; give one point for all or one per node")),
         }
     }
 }

@@ -11,7 +11,7 @@ const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 /// Register the bundled font once, before any text is drawn.
-pub(super) fn register() {
+fn register() {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
@@ -97,7 +97,6 @@ pub fn plot_comparison(
     draw_to(path, title, &loss, &acc, labels)
 }
 
-/// Draw to a temporary file, then rename: never a half-written PNG.
 fn draw_to(
     path: &Path,
     title: &str,
@@ -105,12 +104,32 @@ fn draw_to(
     acc: &[Line],
     labels: [&str; 3],
 ) -> Result<(), Error> {
+    render(path, |tmp| draw(tmp, title, loss, acc, labels))
+}
+
+/// Draw a PNG with `draw` to a temporary file, then rename: never a half-written plot.
+pub(super) fn render(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), Error> {
     register();
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.png"));
-    draw(&tmp, title, loss, acc, labels)
-        .map_err(|e| Error::Plot { path: path.into(), problem: e })?;
+    draw(&tmp).map_err(|e| Error::Plot { path: path.into(), problem: e })?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The legend box every hdo plot draws.
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 fn draw(
@@ -164,13 +183,7 @@ fn draw(
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart)?;
     }
     root.present().map_err(|e| e.to_string())
 }

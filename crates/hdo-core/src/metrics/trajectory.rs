@@ -2,7 +2,7 @@
 //! paper's Figure 7 draws them.
 
 use super::Record;
-use super::plot::{PALETTE, register};
+use super::plot::{PALETTE, legend, render};
 use crate::error::Error;
 use plotters::prelude::*;
 use std::path::Path;
@@ -24,11 +24,7 @@ pub fn plot_trajectories(path: &Path, title: &str, records: &[Record]) -> Result
     if paths.iter().all(Vec::is_empty) {
         return Ok(());
     }
-    register();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.png"));
-    draw(&tmp, title, &paths).map_err(|e| Error::Plot { path: path.into(), problem: e })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    render(path, |tmp| draw(tmp, title, &paths))
 }
 
 fn draw(file: &Path, title: &str, paths: &[Vec<(f64, f64)>]) -> Result<(), String> {
@@ -63,12 +59,6 @@ fn draw(file: &Path, title: &str, paths: &[Vec<(f64, f64)>]) -> Result<(), Strin
         chart.draw_series([Circle::new(first, 5, c.filled())]).map_err(|e| e.to_string())?;
         chart.draw_series([Cross::new(last, 7, c.stroke_width(3))]).map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart)?;
     root.present().map_err(|e| e.to_string())
 }
