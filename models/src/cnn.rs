@@ -5,14 +5,13 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
-use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor, StackInput};
-use crate::{BatchNorm, Dual, ForwardCtx, Input, jvp};
+use crate::Input;
+use crate::exec::{Architecture, Exec};
+use crate::layers::{BatchNorm, Flatten};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 /// Options of `[model] kind = "cnn"`.
@@ -97,102 +96,23 @@ impl CnnConfig {
     }
 }
 
-impl Cnn {
-    /// Logits `[batch, classes]`.
-    pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
-        let Input::Images(mut x) = input.clone() else { panic!("the CNN takes image inputs") };
+impl Architecture for Cnn {
+    fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> E::T<2> {
+        let mut x = exec.images(input);
         for (i, block) in self.convs.iter().enumerate() {
-            x = relu(block.norm.forward(block.conv.forward(x), ctx)); // [b, c_i, h, w]
+            let y = exec.apply(&block.conv, x); // [b, c_i, h, w]
+            let y = exec.apply(&block.norm, y);
+            x = exec.apply(&Relu, y);
             if i >= 1 {
-                x = self.pool.forward(x); // halves h and w
+                x = exec.apply(&self.pool, x); // halves h and w
             }
         }
-        let mut x: Tensor<2> = x.flatten(1, 3); // [b, c_3 · h/4 · w/4]
+        let mut x = exec.apply(&Flatten, x); // [b, c_3 · h/4 · w/4]
         for block in &self.dense {
-            x = relu(block.norm.forward(block.linear.forward(x), ctx));
+            let y = exec.apply(&block.linear, x);
+            let y = exec.apply(&block.norm, y);
+            x = exec.apply(&Relu, y);
         }
-        self.head.forward(x)
-    }
-
-    /// Logits and their derivative along `direction`'s parameters (same layer order as
-    /// [`Cnn::forward`], so batch statistics are reported in the same order).
-    pub fn forward_jvp(&self, direction: &Cnn, input: &Input, ctx: &mut ForwardCtx) -> Dual<2> {
-        let Input::Images(x) = input.clone() else { panic!("the CNN takes image inputs") };
-        let mut x = Dual::constant(x);
-        for (i, (block, dir)) in self.convs.iter().zip(&direction.convs).enumerate() {
-            let y = jvp::conv2d_dual(&block.conv, &dir.conv, x);
-            x = jvp::relu(jvp::batch_norm(&block.norm, &dir.norm, y, ctx));
-            if i >= 1 {
-                x = jvp::max_pool2d(&self.pool, x);
-            }
-        }
-        let [b, c, h, w] = x.primal.dims();
-        let mut x: Dual<2> = x.reshape([b, c * h * w]);
-        for (block, dir) in self.dense.iter().zip(&direction.dense) {
-            x = jvp::relu(jvp::batch_norm(
-                &block.norm,
-                &dir.norm,
-                jvp::linear(&block.linear, &dir.linear, x),
-                ctx,
-            ));
-        }
-        jvp::linear(&self.head, &direction.head, x)
-    }
-
-    /// Logits `[K, batch, classes]` of the stack's `K` members: members are convolution groups,
-    /// then a leading axis of batched matrix products (same layer order as [`Cnn::forward`]).
-    pub(crate) fn forward_stacked(
-        &self,
-        cur: &mut Cursor<'_>,
-        input: StackInput<'_>,
-        ctx: &ForwardCtx,
-    ) -> Tensor<3> {
-        let Input::Images(mut x) = input.input().clone() else {
-            panic!("the CNN takes image inputs")
-        };
-        if !input.is_shared() {
-            x = stacked::members_as_channels(x, cur.members()); // [b, K·c, h, w]
-        }
-        for (i, block) in self.convs.iter().enumerate() {
-            let shared = i == 0 && input.is_shared();
-            x = stacked::conv2d_stacked(cur, &block.conv, x, shared); // [b, K·c_i, h, w]
-            x = relu(stacked::batch_norm_channels(cur, &block.norm, x, ctx));
-            if i >= 1 {
-                x = self.pool.forward(x);
-            }
-        }
-        let mut x = stacked::members_first(x, cur.members()); // [K, b, c_3 · h/4 · w/4]
-        for block in &self.dense {
-            let y = stacked::linear(cur, &block.linear, x);
-            x = relu(stacked::batch_norm_features(cur, &block.norm, y, ctx));
-        }
-        stacked::linear(cur, &self.head, x)
-    }
-
-    /// Logits and their derivatives along the stack's `K` directions (one primal pass, same
-    /// layer order and batch statistics as [`Cnn::forward_jvp`]).
-    pub(crate) fn forward_jvp_stacked(
-        &self,
-        cur: &mut Cursor<'_>,
-        input: &Input,
-        ctx: &mut ForwardCtx,
-    ) -> Duals<2> {
-        let Input::Images(x) = input.clone() else { panic!("the CNN takes image inputs") };
-        let k = cur.members();
-        let mut x = Duals::constant(x);
-        for (i, block) in self.convs.iter().enumerate() {
-            let y = jvp_stacked::conv2d_duals(cur, &block.conv, x);
-            x = jvp_stacked::relu(jvp_stacked::batch_norm(cur, &block.norm, y, ctx), k);
-            if i >= 1 {
-                x = jvp_stacked::max_pool2d(&self.pool, x, k);
-            }
-        }
-        let [b, c, h, w] = x.primal.dims();
-        let mut x: Duals<2> = x.reshape([b, c * h * w], k);
-        for block in &self.dense {
-            let y = jvp_stacked::linear(cur, &block.linear, x);
-            x = jvp_stacked::relu(jvp_stacked::batch_norm(cur, &block.norm, y, ctx), k);
-        }
-        jvp_stacked::linear(cur, &self.head, x)
+        exec.apply(&self.head, x)
     }
 }

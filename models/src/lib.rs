@@ -1,33 +1,27 @@
-//! Models for hdo, as Burn modules with an explicit forward context.
+//! Models for hdo, as Burn modules written once against an execution abstraction.
 //!
-//! Each model lives in one file and is registered by one variant of [`Model`] and of
-//! [`ModelConfig`]. Every model maps an [`Input`] batch to class logits `[batch, classes]`.
-//!
-//! Why a custom [`BatchNorm`]: Burn's keeps running statistics in shared mutable state, so clones
-//! of a module (our node replicas) would silently share them, and it uses batch statistics only on
-//! autodiff devices, so forward-only (zeroth-order) nodes would never see them. Ours keeps running
-//! statistics as ordinary (non-trainable) parameters that gossip averages like any other, and
-//! reports batch statistics through [`ForwardCtx`] so the caller decides when to fold them in.
+//! Each model lives in one file, implements [`exec::Architecture`] (its forward pass, once, as a
+//! composition of the layer rules of [`layers`]), and is registered by one variant of [`Model`]
+//! and of [`ModelConfig`]. The same definition runs plain (on an autodiff device or not), stacked
+//! over `K` replicas, and in forward mode along `K` directions ([`exec`]). Every model maps an
+//! [`Input`] batch to class logits `[batch, classes]`.
 
-pub mod batch_norm;
 pub mod cnn;
-pub mod jvp;
-pub mod jvp_stacked;
+pub mod exec;
+pub mod layers;
 pub mod logistic;
 pub mod loss;
 pub mod mlp;
 pub mod objective;
-pub mod stacked;
 pub mod transformer;
 
-pub use batch_norm::BatchNorm;
 pub use cnn::{Cnn, CnnConfig};
-pub use jvp::Dual;
+pub use exec::{Architecture, BatchStats, Duals, Exec, LazyStack, Stack, StackInput};
+pub use layers::BatchNorm;
 pub use logistic::Logistic;
 pub use loss::Loss;
 pub use mlp::{Mlp, MlpConfig};
 pub use objective::{Objective, ObjectiveConfig};
-pub use stacked::{LazyStack, Stack, StackInput};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
@@ -50,6 +44,14 @@ impl Input {
             Input::Tokens(x) => x.dims()[0],
         }
     }
+
+    /// The device the batch lives on.
+    pub fn device(&self) -> Device {
+        match self {
+            Input::Images(x) => x.device(),
+            Input::Tokens(x) => x.device(),
+        }
+    }
 }
 
 /// What a forward pass needs besides its input, and what it reports back.
@@ -57,9 +59,9 @@ impl Input {
 pub struct ForwardCtx {
     /// Training mode: normalisation layers use (and report) batch statistics.
     pub train: bool,
-    /// Batch statistics `(mean, unbiased variance)` of each normalisation layer, in visiting order,
+    /// Batch statistics of each normalisation layer, keyed by its running statistics' identities,
     /// filled in training mode.
-    pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    pub batch_stats: Vec<BatchStats>,
     /// Dropout masks are a pure function of this seed and the layer's call index (training mode
     /// only; no dropout without a seed). Passes that must see the same network — the perturbed
     /// evaluations of one zeroth-order step — share the seed.
@@ -193,84 +195,90 @@ impl Model {
         }
     }
 
-    /// Class logits `[batch, classes]`.
+    /// The model's definition run by `exec`; `None` for an objective (a point scored by a
+    /// function, not a composition of layers).
+    pub fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> Option<E::T<2>> {
+        match self {
+            Model::Logistic(m) => Some(m.run(exec, input)),
+            Model::Mlp(m) => Some(m.run(exec, input)),
+            Model::Cnn(m) => Some(m.run(exec, input)),
+            Model::Transformer(m) => Some(m.run(exec, input)),
+            Model::Objective(_) => None,
+        }
+    }
+
+    /// Class logits `[batch, classes]` (an objective: its value `[1, 1]`).
     pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
         match self {
-            Model::Logistic(m) => m.forward(input),
-            Model::Mlp(m) => m.forward(input, ctx),
-            Model::Cnn(m) => m.forward(input, ctx),
-            Model::Transformer(m) => m.forward(input, ctx),
             Model::Objective(m) => m.forward(),
+            _ => match self.run(&mut exec::Plain { ctx }, input) {
+                Some(logits) => logits,
+                None => unreachable!("every model but an objective has a definition"),
+            },
         }
     }
 
     /// Logits `[K, batch, classes]` of the `K` replicas whose parameters `stack` holds, on one
-    /// shared batch or one batch each, in one batched pass ([`stacked`]); `None` when this
-    /// architecture has no stacked forward (callers then evaluate the replicas one by one).
-    /// Dropout masks come from `ctx` and are shared by all members.
+    /// shared batch or one batch each, in one batched pass ([`exec::Stacked`]). Dropout masks
+    /// come from `ctx` and are shared by all members. An error when the stack does not fit the
+    /// architecture (naming the parameter) or the model has no stacked forward (an objective:
+    /// see [`Model::can_stack`]).
     pub fn forward_stacked(
         &self,
         stack: &Stack,
         input: StackInput<'_>,
         ctx: &ForwardCtx,
-    ) -> Option<Tensor<3>> {
-        stacked::Cursor::consume(stack, |cur| match self {
-            Model::Logistic(m) => Some(m.forward_stacked(cur, input)),
-            Model::Mlp(m) => Some(m.forward_stacked(cur, input)),
-            Model::Cnn(m) => Some(m.forward_stacked(cur, input, ctx)),
-            Model::Transformer(m) => Some(m.forward_stacked(cur, input, ctx)),
-            Model::Objective(_) => None,
-        })
+    ) -> Result<Tensor<3>, String> {
+        let mut exec = exec::Stacked::new(exec::Params::of(self, stack)?, input, ctx);
+        let logits = self.run(&mut exec, input.input()).ok_or(NO_STACK)?;
+        exec.finish(logits)
     }
 
     /// Logits and their derivatives along the `K` directions held by `directions` (member `k`
-    /// holds direction `k`), by forward mode with one shared primal pass ([`jvp_stacked`]);
-    /// `None` when this architecture has no stacked forward. Batch statistics of the primal are
-    /// reported in training mode, as [`Model::forward_jvp`] does.
+    /// holds direction `k`), by forward mode with one shared primal pass ([`exec::Tangents`]).
+    /// Batch statistics of the primal are reported in training mode, as [`Model::forward`]
+    /// reports them.
     pub fn forward_jvp_stacked(
         &self,
         directions: &Stack,
         input: &Input,
         ctx: &mut ForwardCtx,
-    ) -> Option<jvp_stacked::Duals<2>> {
-        stacked::Cursor::consume(directions, |cur| self.jvp_pass(cur, input, ctx))
+    ) -> Result<Duals<2>, String> {
+        self.tangent_pass(exec::Params::of(self, directions)?, input, ctx)
     }
 
-    /// [`Model::forward_jvp_stacked`] with the directions made layer by layer as the pass reaches
-    /// them and dropped after: beyond the pass itself, one layer's direction tensors are alive at
-    /// a time.
+    /// [`Model::forward_jvp_stacked`] with the directions made tensor by tensor as the pass
+    /// reaches them and dropped after: beyond the pass itself, one layer's direction tensors are
+    /// alive at a time.
     pub fn forward_jvp_lazy(
         &self,
         directions: LazyStack<'_>,
         input: &Input,
         ctx: &mut ForwardCtx,
-    ) -> Option<jvp_stacked::Duals<2>> {
-        stacked::Cursor::consume_lazy(directions, |cur| self.jvp_pass(cur, input, ctx))
+    ) -> Result<Duals<2>, String> {
+        self.tangent_pass(exec::Params::lazy(self, directions)?, input, ctx)
     }
 
-    /// The stacked forward-mode pass over whatever source the cursor reads.
-    fn jvp_pass(
+    fn tangent_pass(
         &self,
-        cur: &mut stacked::Cursor<'_>,
+        directions: exec::Params<'_>,
         input: &Input,
         ctx: &mut ForwardCtx,
-    ) -> Option<jvp_stacked::Duals<2>> {
-        match self {
-            Model::Logistic(m) => Some(m.forward_jvp_stacked(cur, input)),
-            Model::Mlp(m) => Some(m.forward_jvp_stacked(cur, input)),
-            Model::Cnn(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
-            Model::Transformer(m) => Some(m.forward_jvp_stacked(cur, input, ctx)),
-            Model::Objective(_) => None,
+    ) -> Result<Duals<2>, String> {
+        let mut exec = exec::Tangents::new(directions, ctx);
+        match self.run(&mut exec, input) {
+            Some(logits) => exec.finish(logits),
+            None => {
+                let _ = exec.finish(Duals::constant(Tensor::zeros([1, 1], &input.device())));
+                Err(NO_STACK.into())
+            }
         }
     }
 
-    /// Whether [`Model::forward_stacked`] is available for this architecture (every model but
-    /// an objective, whose perturbed points are evaluated one at a time).
+    /// Whether [`Model::forward_stacked`] and forward mode are available for this architecture
+    /// (every model but an objective, whose perturbed points are evaluated one at a time).
     pub fn can_stack(&self) -> bool {
-        match self {
-            Model::Logistic(_) | Model::Mlp(_) | Model::Cnn(_) | Model::Transformer(_) => true,
-            Model::Objective(_) => false,
-        }
+        !matches!(self, Model::Objective(_))
     }
 
     /// Whether [`Model::forward_jvp_stacked`] is available.
@@ -284,26 +292,9 @@ impl Model {
     pub fn has_dropout(&self) -> bool {
         matches!(self, Model::Transformer(m) if m.dropout > 0.0)
     }
-
-    /// Logits and their directional derivative along the parameter direction held by
-    /// `direction` (a model of the same architecture), by forward-mode differentiation.
-    /// Returns `None` when `direction` is a different architecture, or an objective (which has
-    /// no forward-mode rule).
-    pub fn forward_jvp(
-        &self,
-        direction: &Model,
-        input: &Input,
-        ctx: &mut ForwardCtx,
-    ) -> Option<Dual<2>> {
-        match (self, direction) {
-            (Model::Logistic(m), Model::Logistic(d)) => Some(m.forward_jvp(d, input)),
-            (Model::Mlp(m), Model::Mlp(d)) => Some(m.forward_jvp(d, input)),
-            (Model::Cnn(m), Model::Cnn(d)) => Some(m.forward_jvp(d, input, ctx)),
-            (Model::Transformer(m), Model::Transformer(d)) => Some(m.forward_jvp(d, input, ctx)),
-            _ => None,
-        }
-    }
 }
+
+const NO_STACK: &str = "an objective has no stacked or forward-mode pass";
 
 /// The `[model]` section: `kind = "logistic" | "mlp" | "cnn" | "transformer"` and that model's
 /// options.
@@ -473,9 +464,4 @@ pub(crate) fn flatten(input: &Input) -> Tensor<2> {
         Input::Images(x) => x.clone().flatten(1, 3),
         Input::Tokens(t) => t.clone().float(),
     }
-}
-
-/// Flattened images as a constant dual (inputs do not depend on the parameters).
-pub(crate) fn flatten_dual(input: &Input) -> Dual<2> {
-    Dual::constant(flatten(input))
 }

@@ -4,9 +4,8 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
-use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor, StackInput};
-use crate::{Dual, Input, Loss, flatten, flatten_dual, jvp};
+use crate::exec::{Architecture, Exec};
+use crate::{Input, Loss};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -39,25 +38,11 @@ impl Logistic {
             loss_scale: 1.0,
         }
     }
+}
 
-    /// Logits `[batch, classes]`.
-    pub fn forward(&self, input: &Input) -> Tensor<2> {
-        self.linear.forward(flatten(input))
-    }
-
-    /// Logits and their derivative along `direction`'s parameters.
-    pub fn forward_jvp(&self, direction: &Logistic, input: &Input) -> Dual<2> {
-        jvp::linear(&self.linear, &direction.linear, flatten_dual(input))
-    }
-
-    /// Logits `[K, batch, classes]` of the stack's `K` members.
-    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: StackInput<'_>) -> Tensor<3> {
-        let x = stacked::flat_input(input, cur.members());
-        stacked::linear(cur, &self.linear, x)
-    }
-
-    /// Logits and their derivatives along the stack's `K` directions (one primal pass).
-    pub(crate) fn forward_jvp_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Duals<2> {
-        jvp_stacked::linear(cur, &self.linear, Duals::constant(flatten(input)))
+impl Architecture for Logistic {
+    fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> E::T<2> {
+        let x = exec.features(input);
+        exec.apply(&self.linear, x)
     }
 }

@@ -1,11 +1,9 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
-use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor, StackInput};
-use crate::{Dual, ForwardCtx, Input, flatten, flatten_dual, jvp};
-use burn::nn::{Linear, LinearConfig};
+use crate::Input;
+use crate::exec::{Architecture, Exec};
+use burn::nn::{Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 /// Options of `[model] kind = "mlp"`.
@@ -41,55 +39,14 @@ pub struct Mlp {
     pub layers: Vec<Linear>,
 }
 
-impl Mlp {
-    /// Logits `[batch, classes]`.
-    pub fn forward(&self, input: &Input, _ctx: &mut ForwardCtx) -> Tensor<2> {
-        let mut x = flatten(input);
+impl Architecture for Mlp {
+    fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> E::T<2> {
+        let mut x = exec.features(input);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
+            x = exec.apply(layer, x);
             if i < last {
-                x = relu(x);
-            }
-        }
-        x
-    }
-
-    /// Logits and their derivative along `direction`'s parameters.
-    pub fn forward_jvp(&self, direction: &Mlp, input: &Input) -> Dual<2> {
-        let mut x = flatten_dual(input);
-        let last = self.layers.len() - 1;
-        for (i, (layer, dir)) in self.layers.iter().zip(&direction.layers).enumerate() {
-            x = jvp::linear(layer, dir, x);
-            if i < last {
-                x = jvp::relu(x);
-            }
-        }
-        x
-    }
-
-    /// Logits `[K, batch, classes]` of the stack's `K` members.
-    pub(crate) fn forward_stacked(&self, cur: &mut Cursor<'_>, input: StackInput<'_>) -> Tensor<3> {
-        let mut x = stacked::flat_input(input, cur.members());
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = stacked::linear(cur, layer, x);
-            if i < last {
-                x = relu(x);
-            }
-        }
-        x
-    }
-
-    /// Logits and their derivatives along the stack's `K` directions (one primal pass).
-    pub(crate) fn forward_jvp_stacked(&self, cur: &mut Cursor<'_>, input: &Input) -> Duals<2> {
-        let k = cur.members();
-        let mut x = Duals::constant(flatten(input));
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = jvp_stacked::linear(cur, layer, x);
-            if i < last {
-                x = jvp_stacked::relu(x, k);
+                x = exec.apply(&Relu, x);
             }
         }
         x

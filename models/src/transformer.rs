@@ -5,16 +5,14 @@
 //! biases in linear layers, learned positions, head over the flattened sequence, dropout 0.1
 //! (after attention and after the MLP, seeded through [`ForwardCtx`]). Width, depth, heads and
 //! pooling (`flatten`, `mean`, `last`) are configurable. Attention is written out (scores, causal
-//! mask, softmax, values) so that its forward-mode rule in [`crate::jvp`] mirrors it exactly.
+//! mask, softmax, values) in its forward-mode rule ([`crate::layers::attention`]).
 
-use crate::jvp::{self, Dual};
-use crate::jvp_stacked::{self, Duals};
-use crate::stacked::{self, Cursor, StackInput};
-use crate::{DataShape, ForwardCtx, Input};
+use crate::exec::{Architecture, Exec};
+use crate::layers::{CausalAttention, Dropout, Gelu, Norm, Positions, SeqPool};
+use crate::{DataShape, Input};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 /// How the sequence of hidden states becomes one vector for the head.
@@ -63,37 +61,6 @@ impl Default for TransformerConfig {
             dropout: 0.1,
             pad_token: 2,
         }
-    }
-}
-
-/// Layer normalisation over the last dimension, with scale and shift.
-#[derive(Module, Debug)]
-pub struct Norm {
-    /// Scale.
-    pub gamma: Param<Tensor<1>>,
-    /// Shift.
-    pub beta: Param<Tensor<1>>,
-}
-
-impl Norm {
-    /// Added to the variance.
-    pub const EPSILON: f64 = 1e-5;
-
-    fn new(width: usize, device: &Device) -> Self {
-        Norm {
-            gamma: Param::from_tensor(Tensor::ones([width], device)),
-            beta: Param::from_tensor(Tensor::zeros([width], device)),
-        }
-    }
-
-    /// `γ·(x − mean)/√(var + ε) + β` over the last dimension.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let mean = x.clone().mean_dim(2);
-        let centered = x - mean;
-        let var = centered.clone().powi_scalar(2).mean_dim(2);
-        let xhat = centered / (var + Self::EPSILON).sqrt();
-        xhat * self.gamma.val().unsqueeze_dims::<3>(&[0, 1])
-            + self.beta.val().unsqueeze_dims::<3>(&[0, 1])
     }
 }
 
@@ -196,231 +163,31 @@ impl TransformerConfig {
     }
 }
 
-/// `true` above the diagonal: position `i` may not attend to `j > i`.
-pub fn causal_mask(len: usize, device: &Device) -> Tensor<2, Bool> {
-    let v: Vec<bool> = (0..len * len).map(|k| k % len > k / len).collect();
-    Tensor::from_data(TensorData::new(v, [len, len]), device)
-}
-
-impl Transformer {
-    fn tokens_of(input: &Input) -> Tensor<2, Int> {
-        match input {
-            Input::Tokens(t) => t.clone(),
-            Input::Images(_) => panic!("the transformer takes token inputs"),
-        }
-    }
-
-    /// Logits `[batch, classes]`.
-    pub fn forward(&self, input: &Input, ctx: &mut ForwardCtx) -> Tensor<2> {
-        let tokens = Self::tokens_of(input);
-        let t = tokens.dims()[1];
-        let keep = keep_mask(&tokens, self.pad_token);
-        let mut h =
-            self.tokens.forward(tokens) + self.positions.val().narrow(0, 0, t).unsqueeze_dim(0); // [b, t, w]
-        for block in &self.blocks {
-            let a = attention(block, self.heads, block.norm1.forward(h.clone()));
-            h = h + drop(a, self.dropout, ctx);
-            let m = block.fc2.forward(burn::tensor::activation::gelu(
-                block.fc1.forward(block.norm2.forward(h.clone())),
-            ));
-            h = h + drop(m, self.dropout, ctx);
-        }
-        self.head.forward(pool(h, self.pooling, &keep))
-    }
-
-    /// Logits and their derivative along `direction`'s parameters (same dropout masks as
-    /// [`Transformer::forward`] with the same context seed).
-    pub fn forward_jvp(
-        &self,
-        direction: &Transformer,
-        input: &Input,
-        ctx: &mut ForwardCtx,
-    ) -> Dual<2> {
-        let tokens = Self::tokens_of(input);
-        let t = tokens.dims()[1];
-        let device = tokens.device();
-        let mask = causal_mask(t, &device);
-        let keep = keep_mask(&tokens, self.pad_token);
-        let emb = jvp::embedding(&self.tokens, &direction.tokens, tokens);
-        let mut h = jvp::add_positions(&self.positions, &direction.positions, emb);
-        for (block, dir) in self.blocks.iter().zip(&direction.blocks) {
-            let a = jvp::layer_norm(&block.norm1, &dir.norm1, h.clone());
-            let a = jvp::attention(block, dir, self.heads, a, &mask);
-            h = jvp::add(h, jvp::dropout(a, self.dropout, ctx));
-            let m = jvp::layer_norm(&block.norm2, &dir.norm2, h.clone());
-            let m =
-                jvp::linear(&block.fc2, &dir.fc2, jvp::gelu(jvp::linear(&block.fc1, &dir.fc1, m)));
-            h = jvp::add(h, jvp::dropout(m, self.dropout, ctx));
-        }
-        // pooling is linear in h with a constant mask
-        let pooled = jvp::linear_map(h, |x| pool(x, self.pooling, &keep));
-        jvp::linear(&self.head, &direction.head, pooled)
-    }
-}
-
-impl Transformer {
-    /// Logits `[K, batch, classes]` of the stack's `K` members: the members' hidden states carry a
-    /// leading axis `[K, b, t, w]`; embeddings are rows of the members' stacked tables, linear
-    /// layers batched matrix products, and attention runs over `K·b` sequences at once. Dropout
-    /// masks are those of [`Transformer::forward`] with the same context seed, shared by every
-    /// member.
-    pub(crate) fn forward_stacked(
-        &self,
-        cur: &mut Cursor<'_>,
-        input: StackInput<'_>,
-        ctx: &ForwardCtx,
-    ) -> Tensor<3> {
-        let k = cur.members();
-        let tokens = Self::tokens_of(input.input()); // [b or K·b, t]
-        let [rows, t] = tokens.dims();
-        let b = if input.is_shared() { rows } else { rows / k };
-        let [vocab, w] = self.tokens.weight.lazy_shape().dims::<2>();
-        let len = self.positions.lazy_shape().dims::<2>()[0];
-        let tables: Tensor<3> = cur.take_full([0, vocab, w]);
-        let emb = stacked::embedding_rows(tables, tokens.clone(), input.is_shared());
-        let positions: Tensor<3> = cur.take_full([0, len, w]);
-        let positions = positions.narrow(1, 0, t).unsqueeze_dim::<4>(1); // [K, 1, t, w]
-        let mut h = emb.reshape([k, b, t, w]) + positions;
-        let mut dctx =
-            ForwardCtx { train: ctx.train, dropout_seed: ctx.dropout_seed, ..Default::default() };
-        for block in &self.blocks {
-            let x = norm_stacked(cur, h.clone());
-            let qkv = linear_stacked(cur, &block.qkv, x).reshape([k * b, t, 3 * w]);
-            let a = attend(qkv, self.heads).reshape([k, b, t, w]);
-            let a = linear_stacked(cur, &block.proj, a);
-            h = h + drop_stacked(a, self.dropout, &mut dctx);
-            let x = norm_stacked(cur, h.clone());
-            let m = burn::tensor::activation::gelu(linear_stacked(cur, &block.fc1, x));
-            let m = linear_stacked(cur, &block.fc2, m);
-            h = h + drop_stacked(m, self.dropout, &mut dctx);
-        }
-        let keep = keep_mask(&tokens, self.pad_token);
-        let keep = if input.is_shared() { keep.repeat_dim(0, k) } else { keep }; // [K·b, t]
-        let pooled = pool(h.reshape([k * b, t, w]), self.pooling, &keep);
-        let features = pooled.dims()[1];
-        stacked::linear(cur, &self.head, pooled.reshape([k, b, features]))
-    }
-}
-
-impl Transformer {
-    /// Logits and their derivatives along the stack's `K` directions: one primal pass, `K`
-    /// tangents member-major along the batch axis ([`jvp_stacked`]), the same dropout masks as
-    /// [`Transformer::forward_jvp`] with the same context seed.
-    pub(crate) fn forward_jvp_stacked(
-        &self,
-        cur: &mut Cursor<'_>,
-        input: &Input,
-        ctx: &mut ForwardCtx,
-    ) -> Duals<2> {
-        let k = cur.members();
-        let tokens = Self::tokens_of(input);
-        let t = tokens.dims()[1];
-        let device = tokens.device();
-        let mask = causal_mask(t, &device);
-        let keep = keep_mask(&tokens, self.pad_token);
-        let h = jvp_stacked::embedding(cur, &self.tokens, tokens);
-        let mut h = jvp_stacked::add_positions(cur, &self.positions, h);
-        for block in &self.blocks {
-            let a = jvp_stacked::layer_norm(cur, &block.norm1, h.clone());
-            let a = jvp_stacked::attention(cur, block, self.heads, a, &mask);
-            h = jvp_stacked::add(h, jvp_stacked::dropout(a, self.dropout, ctx, k));
-            let m = jvp_stacked::layer_norm(cur, &block.norm2, h.clone());
-            let m = jvp_stacked::gelu(jvp_stacked::linear_seq(cur, &block.fc1, m), k);
-            let m = jvp_stacked::linear_seq(cur, &block.fc2, m);
-            h = jvp_stacked::add(h, jvp_stacked::dropout(m, self.dropout, ctx, k));
-        }
-        // pooling is linear in h with a constant mask: the same map on the primal and tangents
-        let wide = if k == 1 { keep.clone() } else { keep.clone().repeat_dim(0, k) };
-        let pooled = Duals {
-            primal: pool(h.primal, self.pooling, &keep),
-            tangents: h.tangents.map(|d| pool(d, self.pooling, &wide)),
+impl Architecture for Transformer {
+    fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> E::T<2> {
+        let keep = match input {
+            Input::Tokens(t) => t.clone().not_equal_elem(self.pad_token as i64).float(),
+            Input::Images(_) => panic!("the transformer takes token inputs (its config checks)"),
         };
-        jvp_stacked::linear(cur, &self.head, pooled)
-    }
-}
-
-/// Pool hidden states `[b, t, w]` to `[b, w·(t or 1)]`: flatten, masked mean over real tokens, or
-/// the last real token (`keep` is 1 for real tokens, 0 for padding, `[b, t]`).
-fn pool(h: Tensor<3>, pooling: usize, keep: &Tensor<2>) -> Tensor<2> {
-    let [b, t, w] = h.dims();
-    match pooling {
-        0 => h.reshape([b, t * w]),
-        1 => {
-            let k = keep.clone().unsqueeze_dim::<3>(2); // [b, t, 1]
-            let count = keep.clone().sum_dim(1).clamp_min(1.0); // [b, 1]
-            (h * k).sum_dim(1).reshape([b, w]) / count
+        let attention = CausalAttention { heads: self.heads };
+        let drop = Dropout { p: self.dropout };
+        let h = exec.embed(&self.tokens, input);
+        let mut h = exec.apply(&Positions(self.positions.clone()), h); // [b, t, w]
+        for block in &self.blocks {
+            let a = exec.apply(&block.norm1, h.clone());
+            let a = exec.apply(&block.qkv, a);
+            let a = exec.apply(&attention, a);
+            let a = exec.apply(&block.proj, a);
+            let a = exec.apply(&drop, a);
+            h = exec.add(h, a);
+            let m = exec.apply(&block.norm2, h.clone());
+            let m = exec.apply(&block.fc1, m);
+            let m = exec.apply(&Gelu, m);
+            let m = exec.apply(&block.fc2, m);
+            let m = exec.apply(&drop, m);
+            h = exec.add(h, m);
         }
-        _ => {
-            let last = (keep.clone().sum_dim(1) - 1.0).clamp_min(0.0).int(); // [b, 1]
-            let index = last.unsqueeze_dim::<3>(2).expand([b, 1, w]);
-            h.gather(1, index).reshape([b, w])
-        }
-    }
-}
-
-/// 1 for real tokens, 0 for padding.
-fn keep_mask(tokens: &Tensor<2, Int>, pad: u32) -> Tensor<2> {
-    tokens.clone().not_equal_elem(pad as i64).float()
-}
-
-/// Multiply by the next dropout mask, if any.
-fn drop(x: Tensor<3>, p: f64, ctx: &mut ForwardCtx) -> Tensor<3> {
-    let dims = x.dims();
-    match ctx.dropout_mask(p, dims, &x.device()) {
-        Some(m) => x * m,
-        None => x,
-    }
-}
-
-/// Causal multi-head self-attention of `x` `[b, t, w]`.
-pub fn attention(block: &Block, heads: usize, x: Tensor<3>) -> Tensor<3> {
-    block.proj.forward(attend(block.qkv.forward(x), heads))
-}
-
-/// The attention between the projections: fused queries, keys and values `[b, t, 3w]` to the
-/// heads' outputs `[b, t, w]`, `softmax(q·kᵀ/√d_h + causal mask)·v` — through Burn's fused
-/// attention operation, which on the CPU and the GPU streams over keys (flash attention) for long
-/// sequences instead of materialising `[b, heads, t, t]` scores (on autodiff devices it is
-/// differentiated through its decomposition).
-fn attend(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
-    let [b, t, w3] = qkv.dims();
-    let w = w3 / 3;
-    let dh = w / heads;
-    let split = |z: Tensor<3>| -> Tensor<4> { z.reshape([b, t, heads, dh]).swap_dims(1, 2) }; // [b, h, t, dh]
-    let q = split(qkv.clone().slice([0..b, 0..t, 0..w]));
-    let k = split(qkv.clone().slice([0..b, 0..t, w..2 * w]));
-    let v = split(qkv.slice([0..b, 0..t, 2 * w..3 * w]));
-    let options = AttentionModuleOptions { is_causal: true, ..Default::default() };
-    let out = burn::tensor::module::attention(q, k, v, None, None, options);
-    out.swap_dims(1, 2).reshape([b, t, w])
-}
-
-/// Layer normalisation of each member's hidden states `[K, b, t, w]` with its own scale and shift.
-fn norm_stacked(cur: &mut Cursor<'_>, x: Tensor<4>) -> Tensor<4> {
-    let [k, _, _, w] = x.dims();
-    let gamma: Tensor<2> = cur.take_full([0, w]);
-    let beta: Tensor<2> = cur.take_full([0, w]);
-    let mean = x.clone().mean_dim(3);
-    let centered = x - mean;
-    let var = centered.clone().powi_scalar(2).mean_dim(3);
-    let xhat = centered / (var + Norm::EPSILON).sqrt();
-    xhat * gamma.reshape([k, 1, 1, w]) + beta.reshape([k, 1, 1, w])
-}
-
-/// A bias-free linear layer on each member's `[K, b, t, in]`.
-fn linear_stacked(cur: &mut Cursor<'_>, layer: &Linear, x: Tensor<4>) -> Tensor<4> {
-    let [k, b, t, d] = x.dims();
-    let y = stacked::linear(cur, layer, x.reshape([k, b * t, d]));
-    let out = y.dims()[2];
-    y.reshape([k, b, t, out])
-}
-
-/// Dropout on every member with the mask one replica's pass would draw (members see the same
-/// network, as the copies of one node's step do).
-fn drop_stacked(x: Tensor<4>, p: f64, ctx: &mut ForwardCtx) -> Tensor<4> {
-    let [_, b, t, w] = x.dims();
-    match ctx.dropout_mask(p, [b, t, w], &x.device()) {
-        Some(m) => x * m.unsqueeze_dim::<4>(0),
-        None => x,
+        let pooled = exec.apply(&SeqPool { pooling: self.pooling, keep }, h);
+        exec.apply(&self.head, pooled)
     }
 }

@@ -141,15 +141,9 @@ impl Population {
         }
         work.into_par_iter()
             .map(|(node, p)| match rule {
-                hdo_gossip::Rule::Optimizer => {
-                    node.apply(p, layout);
-                    Ok(())
-                }
+                hdo_gossip::Rule::Optimizer => node.apply(p, layout),
                 hdo_gossip::Rule::DistanceOverGradients => node.apply_dog(p, layout),
-                hdo_gossip::Rule::Discard => {
-                    node.discard(p, layout);
-                    Ok(())
-                }
+                hdo_gossip::Rule::Discard => node.discard(p),
             })
             .collect()
     }

@@ -261,7 +261,7 @@ fn evaluate(group: &[&Request]) -> Result<Vec<f32>, Error> {
     let logits = group[0]
         .model
         .forward_stacked(&stack, StackInput::PerMember(&input), &ctx)
-        .expect("only models with a stacked forward are batched across nodes");
+        .map_err(Error::Model)?;
     crate::params::download(crate::estimator::stacked_loss(&group[0].model, logits, &targets))
 }
 

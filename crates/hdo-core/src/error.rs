@@ -59,6 +59,10 @@ pub enum Error {
     /// The compute device is unusable.
     #[error("{0}")]
     Device(String),
+    /// A model pass cannot run as asked (a stack that does not fit the architecture, a pass the
+    /// model does not have).
+    #[error("model: {0}")]
+    Model(String),
     /// Drawing the plot failed.
     #[error("plot {path}: {problem}")]
     Plot {

@@ -10,6 +10,7 @@ use crate::optimizer::{Optimizer, update_running_stats};
 use crate::params::{self, Layout};
 use burn::prelude::*;
 use hdo_datasets::ShardSampler;
+use hdo_models::BatchStats;
 use hdo_models::Model;
 
 /// One member of the population.
@@ -74,7 +75,7 @@ pub struct Pending {
     /// The estimate.
     pub gradient: Gradient,
     /// Batch statistics of its unperturbed pass, folded into running statistics when applied.
-    pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    pub batch_stats: Vec<BatchStats>,
 }
 
 /// What one local step cost and saw.
@@ -108,7 +109,7 @@ impl Node {
         let plain = self.enter_phase();
         let (pending, report) =
             self.estimate(estimator, train, layout, seed, diagnose, batcher, plain)?;
-        self.apply(pending, layout);
+        self.apply(pending, layout)?;
         Ok(report)
     }
 
@@ -183,18 +184,20 @@ impl Node {
     }
 
     /// Apply an estimate with the optimizer at this step (then count the step).
-    pub fn apply(&mut self, pending: Pending, layout: &Layout) {
+    pub fn apply(&mut self, pending: Pending, layout: &Layout) -> Result<(), Error> {
         // Models move through by-value updates; a clone shares buffers, so this costs nothing.
-        let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+        let model = update_running_stats(self.model.clone(), &pending.batch_stats)?;
         self.model = self.optimizer.step(model, layout, &pending.gradient, self.steps);
         self.count_step();
+        Ok(())
     }
 
     /// Keep an estimate's batch statistics but not its step (the estimate went to a server):
     /// the running statistics learn from the batch, the parameters do not move.
-    pub fn discard(&mut self, pending: Pending, layout: &Layout) {
-        self.model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+    pub fn discard(&mut self, pending: Pending) -> Result<(), Error> {
+        self.model = update_running_stats(self.model.clone(), &pending.batch_stats)?;
         self.count_step();
+        Ok(())
     }
 
     /// Count one local step (its noise is used up). An order switch happens as soon as the count
@@ -208,7 +211,7 @@ impl Node {
     /// Apply an estimate by distance over gradients: `G ← G + ‖g‖²`, `x ← x − (r/√G)·g` with
     /// `r` the node's mixed radius proxy (no step while `G = 0`).
     pub fn apply_dog(&mut self, pending: Pending, layout: &Layout) -> Result<(), Error> {
-        let model = update_running_stats(self.model.clone(), layout, &pending.batch_stats);
+        let model = update_running_stats(self.model.clone(), &pending.batch_stats)?;
         let device = self.device.clone().inner();
         let mut sq = 0f64;
         let mut parts = Vec::with_capacity(layout.num_trainable());

@@ -4,11 +4,14 @@
 //! so beyond the model and its momentum buffer, the step holds one parameter tensor at a time.
 
 use crate::config::MomentumStyle;
+use crate::error::Error;
 use crate::estimator::Gradient;
 use crate::params::{self, Layout};
 use crate::schedule::LrSchedule;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::prelude::*;
-use hdo_models::{BatchNorm, Model};
+use hdo_models::{BatchNorm, BatchStats, Model};
+use std::collections::HashMap;
 
 /// One node's optimizer: schedule, momentum rule and momentum buffers.
 #[derive(Debug, Clone)]
@@ -77,38 +80,48 @@ impl Optimizer {
 }
 
 /// Fold a forward pass's batch statistics into the running statistics:
-/// `running ← (1 − 0.1)·running + 0.1·batch`, matched in order to the layout's
-/// `running_mean`/`running_var` pairs.
-pub fn update_running_stats(
-    model: Model,
-    layout: &Layout,
-    stats: &[(Tensor<1>, Tensor<1>)],
-) -> Model {
+/// `running ← (1 − 0.1)·running + 0.1·batch`, each matched to its parameters by identity (the
+/// [`ParamId`](burn::module::ParamId)s of the layer that reported them). Statistics for
+/// parameters the model does not have are an error (they come from another model).
+pub fn update_running_stats(model: Model, stats: &[BatchStats]) -> Result<Model, Error> {
     if stats.is_empty() {
-        return model;
+        return Ok(model);
     }
-    let keep = (1.0 - BatchNorm::MOMENTUM) as f32;
-    let take = BatchNorm::MOMENTUM as f32;
-    let mut next = 0usize;
-    params::map(model, |i, t| {
-        let path = &layout.tensors[i].path;
-        let stat = if path.ends_with("running_mean") {
-            stats.get(next).map(|s| s.0.clone())
-        } else if path.ends_with("running_var") {
-            let s = stats.get(next).map(|s| s.1.clone());
-            next += 1;
-            s
-        } else {
-            None
-        };
-        match stat {
-            Some(s) => {
-                let device = t.device();
-                t * keep + s.inner().to_device(&device) * take
-            }
-            None => t,
+    let mut pending: HashMap<ParamId, Tensor<1>> = HashMap::with_capacity(2 * stats.len());
+    for s in stats {
+        pending.insert(s.mean_id, s.mean.clone());
+        pending.insert(s.var_id, s.var.clone());
+    }
+    struct Fold(HashMap<ParamId, Tensor<1>>);
+    impl ModuleMapper for Fold {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(stat) = self.0.remove(&param.id) else { return param };
+            let keep = (1.0 - BatchNorm::MOMENTUM) as f32;
+            let take = BatchNorm::MOMENTUM as f32;
+            param.map(|t| {
+                let (autodiff, grad) = (t.is_autodiff(), t.is_require_grad());
+                let inner = t.inner();
+                let stat = stat.inner().to_device(&inner.device()).reshape(inner.shape());
+                let mut out = inner * keep + stat * take;
+                if autodiff {
+                    out = out.autodiff();
+                }
+                if grad {
+                    out = out.require_grad();
+                }
+                out
+            })
         }
-    })
+    }
+    let mut fold = Fold(pending);
+    let model = model.map(&mut fold);
+    if !fold.0.is_empty() {
+        return Err(Error::Model(format!(
+            "{} batch statistics belong to no running statistic of this model",
+            fold.0.len()
+        )));
+    }
+    Ok(model)
 }
 
 #[cfg(test)]

@@ -10,15 +10,15 @@ use burn::prelude::*;
 use hdo_core::data::{Batch, batch};
 use hdo_core::estimator::{
     CentralDifference, Debiased, Direction, Estimate, Estimator, ForwardDifference,
-    ForwardGradient, Gradient, Projection, StepInput, cross_entropy, direction_model,
-    direction_stack, perturbed, perturbed_stack, stacked_cross_entropy,
+    ForwardGradient, Gradient, Projection, StepInput, cross_entropy, direction_stack, perturbed,
+    perturbed_stack, stacked_cross_entropy,
 };
 use hdo_core::noise::NoiseStream;
 use hdo_core::params::Layout;
 use hdo_core::{Experiment, ExperimentConfig};
 use hdo_datasets::mnist;
 use hdo_models::{
-    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, StackInput, jvp, jvp_stacked,
+    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, StackInput, layers,
 };
 
 fn stackable() -> Vec<ModelConfig> {
@@ -40,7 +40,7 @@ fn setup(config: &ModelConfig, batch_size: usize) -> (Model, Layout, Batch) {
     // non-trivial running statistics, so evaluation mode is tested too
     let mut ctx = ForwardCtx::train();
     model.forward(&b.input, &mut ctx);
-    model = hdo_core::optimizer::update_running_stats(model, &layout, &ctx.batch_stats);
+    model = hdo_core::optimizer::update_running_stats(model, &ctx.batch_stats).unwrap();
     (model, layout, b)
 }
 
@@ -97,21 +97,24 @@ fn stacked_forward_mode_matches_one_direction_at_a_time() {
             let duals = model.forward_jvp_stacked(&dirs, &b.input, &mut ctx).unwrap();
             let primal = common::host(duals.primal.clone().reshape([120]));
             let tangents = common::host(duals.tangents.clone().unwrap().reshape([k * 120]));
-            let (loss, dloss) = jvp_stacked::cross_entropy(duals, &b.targets, k);
+            let (loss, dloss) = layers::cross_entropy(duals, &b.targets, k);
             let (loss, dloss) = (loss.into_scalar::<f32>(), common::host(dloss));
             for (j, &(d, scale)) in probes.iter().enumerate() {
-                let dir = direction_model(&model, &layout, noise, d, scale, None);
+                let dir = direction_stack(&model, &layout, noise, &[(d, scale)]);
                 let mut single_ctx = fresh();
-                let one = model.forward_jvp(&dir, &b.input, &mut single_ctx).unwrap();
+                let one = model.forward_jvp_stacked(&dir, &b.input, &mut single_ctx).unwrap();
                 assert_eq!(ctx.batch_stats.len(), single_ctx.batch_stats.len());
+                for (a, b) in ctx.batch_stats.iter().zip(&single_ctx.batch_stats) {
+                    assert_eq!((a.mean_id, a.var_id), (b.mean_id, b.var_id));
+                }
                 let what = format!("{} train={train} direction {j}", config.name());
                 close(&primal, &common::host(one.primal.clone().reshape([120])), 1e-5, &what);
-                let want = common::host(one.tangent.clone().reshape([120]));
+                let want = common::host(one.tangents.clone().unwrap().reshape([120]));
                 let scale_t = want.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for (i, (x, y)) in tangents[j * 120..(j + 1) * 120].iter().zip(&want).enumerate() {
                     assert!((x - y).abs() <= 1e-4 * scale_t, "{what} tangent[{i}]: {x} vs {y}");
                 }
-                let (l1, dl1) = jvp::cross_entropy(one, &b.targets);
+                let (l1, dl1) = layers::cross_entropy(one, &b.targets, 1);
                 close(&[loss], &[l1.into_scalar::<f32>()], 1e-6, &format!("{what} loss"));
                 let dl1 = dl1.into_scalar::<f32>();
                 assert!(
@@ -280,19 +283,19 @@ fn the_transformers_stacked_forward_mode_matches_one_direction_at_a_time() {
             let duals = model.forward_jvp_stacked(&dirs, &b.input, &mut fresh()).unwrap();
             let tangents = common::host(duals.tangents.clone().unwrap().reshape([k * 16]));
             let primal = common::host(duals.primal.clone().reshape([16]));
-            let (_, dloss) = jvp_stacked::cross_entropy(duals, &b.targets, k);
+            let (_, dloss) = layers::cross_entropy(duals, &b.targets, k);
             let dloss = common::host(dloss);
             for (j, &(d, scale)) in probes.iter().enumerate() {
-                let dir = direction_model(&model, layout, noise, d, scale, None);
-                let one = model.forward_jvp(&dir, &b.input, &mut fresh()).unwrap();
+                let dir = direction_stack(&model, layout, noise, &[(d, scale)]);
+                let one = model.forward_jvp_stacked(&dir, &b.input, &mut fresh()).unwrap();
                 let what = format!("transformer {pooling} train={train} direction {j}");
                 close(&primal, &common::host(one.primal.clone().reshape([16])), 1e-5, &what);
-                let want = common::host(one.tangent.clone().reshape([16]));
+                let want = common::host(one.tangents.clone().unwrap().reshape([16]));
                 let scale_t = want.iter().fold(0f32, |m, v| m.max(v.abs()));
                 for (i, (x, y)) in tangents[j * 16..(j + 1) * 16].iter().zip(&want).enumerate() {
                     assert!((x - y).abs() <= 1e-4 * scale_t, "{what} tangent[{i}]: {x} vs {y}");
                 }
-                let dl1 = jvp::cross_entropy(one, &b.targets).1.into_scalar::<f32>();
+                let dl1 = layers::cross_entropy(one, &b.targets, 1).1.into_scalar::<f32>();
                 assert!(
                     (dloss[j] - dl1).abs() <= 1e-4 * (1e-3 + dl1.abs()),
                     "{what}: u·∇F stacked {} vs single {dl1}",

@@ -4,7 +4,7 @@ use super::{Direction, Estimate, Estimator, Projection, StepInput, lazy_directio
 use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{self, Layout, upload};
-use hdo_models::{LazyStack, Model, jvp_stacked};
+use hdo_models::{LazyStack, Loss, Model, layers};
 
 /// `G = (c/rv) Σ_k (u_k·∇F) u_k`, where the directional derivative `u_k·∇F` is computed exactly
 /// by one forward pass that carries tangents ([`hdo_models::jvp`]) — no backward pass, no autodiff
@@ -85,9 +85,14 @@ impl Estimator for ForwardGradient {
                 let duals = input
                     .model
                     .forward_jvp_lazy(tangents, &input.batch.input, &mut ctx)
-                    .ok_or_else(|| Error::Device("this model has no forward mode".into()))?;
+                    .map_err(Error::Model)?;
+                let (loss, dloss) = match input.model.loss() {
+                    Loss::Hinge => layers::hinge(duals, &input.batch.targets, chunk.len()),
+                    _ => layers::cross_entropy(duals, &input.batch.targets, chunk.len()),
+                };
+                let scale = input.model.loss_scale();
                 let (loss, dloss) =
-                    jvp_stacked::cross_entropy(duals, &input.batch.targets, chunk.len());
+                    if scale == 1.0 { (loss, dloss) } else { (loss * scale, dloss * scale) };
                 if first.is_none() {
                     first = Some((super::scalar(loss), ctx.batch_stats));
                 }

@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::noise::NoiseStream;
 use crate::params::{Layout, TensorInfo, download, upload};
 use burn::prelude::*;
-use hdo_models::{ForwardCtx, Loss, Model, StackInput};
+use hdo_models::{BatchStats, ForwardCtx, Loss, Model, StackInput};
 use serde::{Deserialize, Serialize};
 
 /// What an estimator sees.
@@ -71,7 +71,7 @@ pub struct Estimate {
     /// Minibatch loss at the current parameters.
     pub loss: f32,
     /// Batch statistics of the unperturbed forward pass (for running statistics).
-    pub batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    pub batch_stats: Vec<BatchStats>,
     /// Forward passes spent.
     pub forward_passes: u64,
     /// Backward passes spent.
@@ -264,7 +264,7 @@ impl EstimatorKind {
 }
 
 /// Loss at the unperturbed parameters, with the batch statistics to fold into running stats.
-pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<(Tensor<1>, Tensor<1>)>) {
+pub(crate) fn base_loss(input: &StepInput<'_>) -> (f32, Vec<BatchStats>) {
     let mut ctx = input.train_ctx();
     let logits = input.model.forward(&input.batch.input, &mut ctx);
     (scalar(loss(input.model, logits, &input.batch.targets)), ctx.batch_stats)
@@ -310,10 +310,9 @@ pub(crate) fn perturbed_losses(
 fn stacked_losses(input: &StepInput<'_>, probes: &[(u32, f32)]) -> Result<Vec<f32>, Error> {
     let stack = perturbed_stack(input.model, input.layout, input.noise, probes);
     let shared = StackInput::Shared(&input.batch.input);
-    match input.model.forward_stacked(&stack, shared, &input.train_ctx()) {
-        Some(logits) => download(stacked_loss(input.model, logits, &input.batch.targets)),
-        None => Ok(probes.iter().map(|&(k, scale)| perturbed_loss(input, k, scale)).collect()),
-    }
+    let logits =
+        input.model.forward_stacked(&stack, shared, &input.train_ctx()).map_err(Error::Model)?;
+    download(stacked_loss(input.model, logits, &input.batch.targets))
 }
 
 /// A zeroth-order rule that only evaluates the loss at perturbed points `x + scale·z_k`: which
@@ -355,7 +354,7 @@ pub(crate) fn seeded(
     blocks: usize,
     coefficients: Vec<f32>,
     loss: f32,
-    batch_stats: Vec<(Tensor<1>, Tensor<1>)>,
+    batch_stats: Vec<BatchStats>,
     forward_passes: u64,
     backward_passes: u64,
 ) -> Estimate {
