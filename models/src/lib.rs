@@ -13,6 +13,7 @@ pub mod logistic;
 pub mod loss;
 pub mod mlp;
 pub mod objective;
+pub mod resnet;
 pub mod transformer;
 
 pub use cnn::{Cnn, CnnConfig};
@@ -22,6 +23,7 @@ pub use logistic::Logistic;
 pub use loss::Loss;
 pub use mlp::{Mlp, MlpConfig};
 pub use objective::{Objective, ObjectiveConfig};
+pub use resnet::{ResNet, ResNetConfig, Stem};
 pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
@@ -173,6 +175,8 @@ pub enum Model {
     Cnn(Cnn),
     /// The HDO paper's Brackets Transformer.
     Transformer(Transformer),
+    /// ResNet-18 (torchvision's).
+    ResNet(ResNet),
     /// A point scored by a function ([`objective`]), not a model of data.
     Objective(Objective),
 }
@@ -203,6 +207,7 @@ impl Model {
             Model::Mlp(m) => Some(m.run(exec, input)),
             Model::Cnn(m) => Some(m.run(exec, input)),
             Model::Transformer(m) => Some(m.run(exec, input)),
+            Model::ResNet(m) => Some(m.run(exec, input)),
             Model::Objective(_) => None,
         }
     }
@@ -320,11 +325,14 @@ pub enum ModelConfig {
     Cnn(CnnConfig),
     /// The HDO Brackets Transformer.
     Transformer(TransformerConfig),
+    /// ResNet-18 (torchvision's architecture and parameter names).
+    #[serde(rename = "resnet18")]
+    ResNet18(ResNetConfig),
 }
 
 impl ModelConfig {
     /// Every `kind` with one line on it (`hdo list`).
-    pub const KINDS: [(&'static str, &'static str); 5] = [
+    pub const KINDS: [(&'static str, &'static str); 6] = [
         ("logistic", "multinomial logistic regression: flatten, one linear layer"),
         ("linear", "flatten, one linear layer, `loss = \"hinge\"` (binary) or \"cross_entropy\""),
         ("mlp", "flatten, hidden linear layers with ReLU (`hidden`)"),
@@ -333,6 +341,7 @@ impl ModelConfig {
             "transformer",
             "the HDO Brackets Transformer (`width`, `heads`, `depth`, `mlp`, `pooling`)",
         ),
+        ("resnet18", "ResNet-18, torchvision's (`stem = \"imagenet\"` or \"cifar\", `width`)"),
     ];
 
     /// Build the model on `device` (parameters are initialised lazily by Burn; callers
@@ -372,6 +381,7 @@ impl ModelConfig {
                 Model::Cnn(c.init(image()?, shape.classes, device))
             }
             ModelConfig::Transformer(c) => Model::Transformer(c.init(shape, device)?),
+            ModelConfig::ResNet18(c) => Model::ResNet(c.init(image()?, shape.classes, device)),
         })
     }
 
@@ -401,6 +411,7 @@ impl ModelConfig {
                 widths("model.hidden", &c.hidden)
             }
             ModelConfig::Transformer(c) => c.validate(),
+            ModelConfig::ResNet18(c) => c.validate(),
         }
     }
 
@@ -412,6 +423,7 @@ impl ModelConfig {
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Cnn(_) => "cnn",
             ModelConfig::Transformer(_) => "transformer",
+            ModelConfig::ResNet18(_) => "resnet18",
         }
     }
 }

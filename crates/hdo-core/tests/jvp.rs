@@ -123,6 +123,16 @@ fn cnn_jvp_matches_autodiff_with_batch_statistics() {
 }
 
 #[test]
+fn resnet_jvp_matches_autodiff_in_both_modes() {
+    use hdo_models::{ResNetConfig, Stem};
+    for stem in [Stem::Imagenet, Stem::Cifar] {
+        for train in [true, false] {
+            check(ModelConfig::ResNet18(ResNetConfig { stem, width: 2 }), train);
+        }
+    }
+}
+
+#[test]
 fn cnn_jvp_matches_autodiff_with_running_statistics() {
     check(ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![16] }), false);
 }

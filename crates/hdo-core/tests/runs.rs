@@ -181,6 +181,40 @@ fn every_experiment_file_parses_and_expands() {
 }
 
 #[test]
+fn a_small_resnet_population_learns_mnist() {
+    // a narrow ResNet-18 (CIFAR stem) on the bundled MNIST, 60 rounds of batch 32, 2 FO + 1 ZO
+    // (measured: mean model 73% on 256 validation images; 10% at round 0)
+    let dir = tempfile::tempdir().unwrap();
+    let sets: Vec<String> = [
+        "model={kind=\"resnet18\", stem=\"cifar\", width=4}",
+        "data.eval_limit=256",
+        "population.fo=2",
+        "population.zo=1",
+        "fo.batch_size=32",
+        "zo.batch_size=32",
+        "fo.lr=0.05",
+        "zo.lr=1e-3",
+        "zo.rv=2",
+        "zo.stack=2",
+        "steps=60",
+        "eval_every=60",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = hdo_core::ExperimentConfig::from_toml("", &sets).unwrap();
+    let records = Experiment::new(cfg).unwrap().run(dir.path(), &mut |_| {}).unwrap();
+    let (first, last) = (&records[0], records.last().unwrap());
+    assert!(
+        last.mean_model_val_acc > 0.5 && last.mean_model_val_loss < first.mean_model_val_loss,
+        "mean model accuracy {} loss {} (round 0: {})",
+        last.mean_model_val_acc,
+        last.mean_model_val_loss,
+        first.mean_model_val_loss
+    );
+}
+
+#[test]
 fn a_tiny_brackets_population_learns_above_chance() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(concat!(

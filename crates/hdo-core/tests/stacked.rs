@@ -18,7 +18,8 @@ use hdo_core::params::Layout;
 use hdo_core::{Experiment, ExperimentConfig};
 use hdo_datasets::mnist;
 use hdo_models::{
-    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, StackInput, layers,
+    CnnConfig, DataShape, ForwardCtx, MlpConfig, Model, ModelConfig, ResNetConfig, StackInput,
+    Stem, layers,
 };
 
 fn stackable() -> Vec<ModelConfig> {
@@ -26,6 +27,9 @@ fn stackable() -> Vec<ModelConfig> {
         ModelConfig::Logistic {},
         ModelConfig::Mlp(MlpConfig { hidden: vec![32, 16] }),
         ModelConfig::Cnn(CnnConfig { channels: [4, 6, 8], hidden: vec![24, 12] }),
+        // strided and downsample blocks, BatchNorm everywhere, residual sums, global pooling
+        ModelConfig::ResNet18(ResNetConfig { stem: Stem::Imagenet, width: 2 }),
+        ModelConfig::ResNet18(ResNetConfig { stem: Stem::Cifar, width: 2 }),
     ]
 }
 
