@@ -165,6 +165,8 @@ impl DataShape {
 }
 
 /// Every model hdo can train.
+// One per node replica, moved by value: the inline ResNet's size costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Model {
     /// Multinomial logistic regression.

@@ -103,7 +103,7 @@ pub struct BenchArgs {
     /// Run only these parts (repeat the flag for several); all when absent.
     #[arg(long, value_enum)]
     pub only: Vec<BenchPart>,
-    /// Step benchmarks of these models only (repeatable): logistic, mlp, cnn, transformer.
+    /// Step benchmarks of these models only (repeatable): logistic, mlp, cnn, transformer, resnet18.
     #[arg(long = "model", value_name = "NAME")]
     pub models: Vec<String>,
     /// Config override for the scaling populations (repeatable), e.g. `--set zo.stack=128 --set

@@ -18,7 +18,7 @@ use crate::params::{self, Layout};
 use crate::schedule::LrSchedule;
 use burn::module::Module;
 use burn::prelude::*;
-use hdo_models::{CnnConfig, ForwardCtx, MlpConfig, ModelConfig};
+use hdo_models::{CnnConfig, ForwardCtx, MlpConfig, ModelConfig, ResNetConfig, Stem};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -91,6 +91,11 @@ fn models(host: bool) -> Vec<(&'static str, ModelConfig, usize, DataConfig)> {
         ("mlp", ModelConfig::Mlp(MlpConfig::default()), 8, DataConfig::default()),
         ("cnn", ModelConfig::Cnn(CnnConfig::default()), 256, DataConfig::default()),
         ("transformer", ModelConfig::Transformer(Default::default()), 256, brackets),
+        // HDO Figure 3's FO batch; the CIFAR stem keeps 28×28 images at full resolution through
+        // layer1, as 32×32 CIFAR images are
+        ("resnet18", ModelConfig::ResNet18(ResNetConfig { stem: Stem::Cifar, width: 64 }), 10, {
+            DataConfig::default()
+        }),
     ]
 }
 
@@ -173,7 +178,9 @@ pub fn steps(
             (true, _) => 16,
             _ => 128,
         };
-        for rv in [1u32, 8, 64, 128] {
+        // ResNet-18's 11M-parameter copies: rv 1 and 8 (its experiments' range)
+        let rvs: &[u32] = if name == "resnet18" { &[1, 8] } else { &[1, 8, 64, 128] };
+        for &rv in rvs {
             let fd = ForwardDifference { rv, nu: 1e-4, direction: Direction::Gaussian };
             // 64/128 directions × batch 256: once is enough to read off the cost
             let r = if big && rv > 8 { 1 } else { reps };

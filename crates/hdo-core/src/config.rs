@@ -644,19 +644,6 @@ impl ExperimentConfig {
             }
         }
         self.model.validate().map_err(|p| Error::Config { key: p.key, problem: p.problem })?;
-        if let ModelConfig::Linear { loss: hdo_models::Loss::Hinge, .. } = self.model {
-            for (k, g) in [("fo", &self.fo), ("zo", &self.zo)] {
-                let est = g.estimator.unwrap_or(EstimatorKind::Backprop);
-                if est == EstimatorKind::ForwardGradient {
-                    return bad(
-                        &format!("{k}.estimator"),
-                        "forward_gradient differentiates the cross-entropy in forward mode; the \
-                         hinge loss has no forward-mode rule yet: use a difference estimator"
-                            .into(),
-                    );
-                }
-            }
-        }
         if self.protocol.first_order_workers() && self.population.zo > 0 {
             return bad(
                 "population.zo",

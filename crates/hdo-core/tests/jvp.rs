@@ -123,6 +123,43 @@ fn cnn_jvp_matches_autodiff_with_batch_statistics() {
 }
 
 #[test]
+fn forward_gradients_of_the_scaled_hinge_loss_match_autodiff() {
+    use hdo_core::estimator::{Direction, ForwardGradient, Projection};
+    let sets: Vec<String> = [
+        "model={kind=\"linear\", loss=\"hinge\", scale=2.5}",
+        "data.binary=true",
+        "population.fo=1",
+        "population.zo=0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let exp = hdo_core::Experiment::new(hdo_core::ExperimentConfig::from_toml("", &sets).unwrap())
+        .unwrap();
+    let (model, layout) = (&exp.population.nodes[0].model, &exp.population.layout);
+    let model = hdo_core::init::initialize(model.clone(), layout, 2);
+    let plain = Device::flex();
+    let idx: Vec<usize> = (0..32).collect();
+    let (b, ad_b) =
+        (exp.data.train.batch(&idx, &plain), exp.data.train.batch(&idx, &plain.clone().autodiff()));
+    let noise = NoiseStream::new(1, 0, 0);
+    let input = |model, batch| StepInput { model, batch, layout, noise, stack: 1, batcher: None };
+    let ad = model.clone().train();
+    let e = Backprop.estimate(input(&ad, &ad_b)).unwrap();
+    let Gradient::Dense(g) = e.gradient else { panic!("dense expected") };
+    let grad: Vec<f32> = g.into_iter().flat_map(common::host).collect();
+    let fg =
+        ForwardGradient { rv: 1, projection: Projection::Global, direction: Direction::Gaussian };
+    let f = fg.estimate(input(&model, &b)).unwrap();
+    let Gradient::Seeded(s) = f.gradient else { panic!("seeded expected") };
+    let mut u = vec![0f32; layout.dim as usize];
+    noise.fill_gaussian(0, 0, &mut u);
+    let want: f64 = u.iter().zip(&grad).map(|(&a, &g)| a as f64 * g as f64).sum();
+    let got = s.coefficients[0] as f64;
+    assert!((got - want).abs() <= 1e-4 * want.abs().max(1e-3), "u·∇F {got} vs autodiff {want}");
+    assert!((f.loss - e.loss).abs() <= 1e-5 * e.loss.abs().max(1.0), "{} vs {}", f.loss, e.loss);
+}
+
+#[test]
 fn resnet_jvp_matches_autodiff_in_both_modes() {
     use hdo_models::{ResNetConfig, Stem};
     for stem in [Stem::Imagenet, Stem::Cifar] {
