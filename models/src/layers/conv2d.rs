@@ -18,13 +18,7 @@ impl Rule<4, 4> for Conv2d {
     /// output channels).
     fn stacked(&self, x: Members<4>, pass: &mut Pass<'_>) -> Members<4> {
         let k = pass.members();
-        let [c_out, c_in_g, kh, kw] = self.weight.lazy_shape().dims::<4>();
-        let weight: Tensor<5> = pass.params.take_full(&self.weight, [0, c_out, c_in_g, kh, kw]);
-        let weight = weight.reshape([k * c_out, c_in_g, kh, kw]);
-        let bias = self
-            .bias
-            .as_ref()
-            .map(|b| pass.params.take_full::<1, 2>(b, [0, c_out]).reshape([k * c_out]));
+        let (weight, bias) = self.member_kernels(pass);
         let (x, groups) = match (x.layout, self.groups) {
             (Layout::Shared, 1) => (x.tensor, 1),
             (_, g) => (x.into_channels(k), g * k),
@@ -37,13 +31,7 @@ impl Rule<4, 4> for Conv2d {
     /// channels of one convolution of the shared primal.
     fn tangents(&self, x: Duals<4>, pass: &mut Pass<'_>) -> Duals<4> {
         let k = pass.members();
-        let [c_out, c_in_g, kh, kw] = self.weight.lazy_shape().dims::<4>();
-        let w_dot: Tensor<5> = pass.params.take_full(&self.weight, [0, c_out, c_in_g, kh, kw]);
-        let w_dot = w_dot.reshape([k * c_out, c_in_g, kh, kw]);
-        let b_dot = self
-            .bias
-            .as_ref()
-            .map(|b| pass.params.take_full::<1, 2>(b, [0, c_out]).reshape([k * c_out]));
+        let (w_dot, b_dot) = self.member_kernels(pass);
         let [_, _, h, w] = x.primal.dims();
         let (x_in, groups) = match self.groups {
             1 => (x.primal.clone(), 1),
@@ -68,9 +56,23 @@ impl Rule<4, 4> for Conv2d {
 
 trait Options {
     fn options(&self, size: [usize; 2], groups: usize) -> ConvOptions<2>;
+    fn member_kernels(&self, pass: &mut Pass<'_>) -> (Tensor<4>, Option<Tensor<1>>);
 }
 
 impl Options for Conv2d {
+    /// The `K` members' kernels as `K·C_out` output channels `[K·C_out, C_in/g, kh, kw]`, and
+    /// their biases `[K·C_out]`.
+    fn member_kernels(&self, pass: &mut Pass<'_>) -> (Tensor<4>, Option<Tensor<1>>) {
+        let k = pass.members();
+        let [c_out, c_in_g, kh, kw] = self.weight.lazy_shape().dims::<4>();
+        let weight: Tensor<5> = pass.params.take_full(&self.weight, [0, c_out, c_in_g, kh, kw]);
+        let bias = self
+            .bias
+            .as_ref()
+            .map(|b| pass.params.take_full::<1, 2>(b, [0, c_out]).reshape([k * c_out]));
+        (weight.reshape([k * c_out, c_in_g, kh, kw]), bias)
+    }
+
     /// The functional options on an input of `size`, with `groups` groups.
     fn options(&self, size: [usize; 2], groups: usize) -> ConvOptions<2> {
         let pads = padding_pairs(&self.padding, size, self.kernel_size, self.stride, self.dilation);
