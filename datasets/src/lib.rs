@@ -13,6 +13,7 @@
 //! Everything random here is a pure function of an explicit seed.
 
 pub mod brackets;
+pub mod cifar10;
 pub mod error;
 pub mod idx;
 pub mod images;

@@ -89,6 +89,7 @@ mod tests {
                 // HO-SGD workers are FO nodes
                 "hosgd" => sets.push("population.zo=0".into()),
                 "libsvm" => sets.push("data.train_file=\"a9a\"".into()),
+                "cifar10" => sets.push("data.dir=\"cifar-10-batches-bin\"".into()),
                 _ => {}
             }
             let c = ExperimentConfig::from_toml("", &sets);

@@ -278,14 +278,15 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
         }
     }
     let (data, d) = (&c.data, DataConfig::default());
-    use DatasetKind::{Brackets, Libsvm, Mnist};
-    let owned: [(&str, bool, &[DatasetKind]); 11] = [
+    use DatasetKind::{Brackets, Cifar10, Libsvm, Mnist};
+    let owned: [(&str, bool, &[DatasetKind]); 12] = [
         ("brackets", data.brackets != d.brackets, &[Brackets]),
         ("seq_len", data.seq_len.is_some(), &[Brackets]),
         ("pad_to", data.pad_to != d.pad_to, &[Brackets]),
         ("train_file", data.train_file.is_some(), &[Brackets, Libsvm]),
         ("validation_file", data.validation_file.is_some(), &[Brackets, Libsvm]),
-        ("dir", data.dir.is_some(), &[Mnist]),
+        ("dir", data.dir.is_some(), &[Mnist, Cifar10]),
+        ("normalize", data.normalize != d.normalize, &[Cifar10]),
         ("download", data.download, &[Mnist]),
         ("validation", data.validation != d.validation, &[Mnist]),
         ("binary", data.binary, &[Mnist]),
@@ -303,6 +304,14 @@ fn reject_inapplicable(c: &ExperimentConfig) -> Result<(), Error> {
                 names.join(" or "),
                 data.dataset.name()
             ),
+        });
+    }
+    if data.dataset == Cifar10 && data.dir.is_none() {
+        return Err(Error::Config {
+            key: "data.dir".into(),
+            problem: "CIFAR-10 is not bundled: point data.dir at the binary version's directory \
+                      (data_batch_1..5.bin, test_batch.bin, unpacked from cifar-10-binary.tar.gz)"
+                .into(),
         });
     }
     if data.dataset == Libsvm && data.train_file.is_none() {
@@ -398,6 +407,8 @@ pub enum DatasetKind {
     Brackets,
     /// A LIBSVM / svmlight text file (a9a, w8a, mushrooms, …).
     Libsvm,
+    /// CIFAR-10, binary version, from `data.dir`.
+    Cifar10,
 }
 
 /// `[data]`.
@@ -435,6 +446,9 @@ pub struct DataConfig {
     /// Brackets: pad every sequence to `seq_len` (`fixed`), or each batch to its longest string
     /// (`batch`; for a transformer with `mean` or `last` pooling, whose output ignores padding).
     pub pad_to: PadTo,
+    /// CIFAR-10: per-channel normalisation, `cifar` (its own statistics) or `imagenet` (for
+    /// pretrained weights); applied once.
+    pub normalize: hdo_datasets::cifar10::Normalize,
 }
 
 /// How token sequences are padded.
@@ -465,6 +479,7 @@ impl Default for DataConfig {
             features: None,
             seq_len: None,
             pad_to: PadTo::Fixed,
+            normalize: hdo_datasets::cifar10::Normalize::Cifar,
         }
     }
 }
@@ -492,10 +507,11 @@ pub enum NodeKind {
 
 impl DatasetKind {
     /// Every `dataset` with one line on it (`hdo list`).
-    pub const KINDS: [(&'static str, &'static str); 3] = [
+    pub const KINDS: [(&'static str, &'static str); 4] = [
         ("mnist", "MNIST digits: a 10k split bundled in the binary, or the full set from data.dir"),
         ("brackets", "is a ( ) string correctly bracketed? generated from a seed, or JSON lines"),
         ("libsvm", "LIBSVM text files (train_file, validation_file or validation_fraction)"),
+        ("cifar10", "CIFAR-10, binary version (data_batch_1..5.bin, test_batch.bin) from data.dir"),
     ];
 
     /// Config name.

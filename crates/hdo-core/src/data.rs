@@ -92,6 +92,19 @@ impl Dataset {
                     validation: Examples::Images(validation),
                 })
             }
+            DatasetKind::Cifar10 => {
+                let dir = config.dir.as_deref().ok_or_else(|| Error::Config {
+                    key: "data.dir".into(),
+                    problem: "CIFAR-10 is not bundled: point data.dir at the binary version's \
+                              directory (data_batch_1..5.bin, test_batch.bin)"
+                        .into(),
+                })?;
+                let split = hdo_datasets::cifar10::load_dir(dir, config.normalize)?;
+                Ok(Dataset {
+                    train: Examples::Images(split.train),
+                    validation: Examples::Images(split.validation),
+                })
+            }
             DatasetKind::Libsvm => {
                 let train = config.train_file.as_deref().ok_or_else(|| Error::Config {
                     key: "data.train_file".into(),

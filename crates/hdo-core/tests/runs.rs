@@ -181,6 +181,46 @@ fn every_experiment_file_parses_and_expands() {
 }
 
 #[test]
+fn a_resnet_trains_on_a_cifar10_directory_and_a_missing_one_is_named() {
+    use hdo_datasets::cifar10::{RECORD, TEST_FILE, TRAIN_FILES};
+    let dir = tempfile::tempdir().unwrap();
+    // 8 records per file, labels i % 10
+    let records: Vec<u8> = (0..8usize)
+        .flat_map(|i| {
+            std::iter::once((i % 10) as u8)
+                .chain((0..RECORD - 1).map(move |j| ((i * 7 + j) % 256) as u8))
+        })
+        .collect();
+    for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+        std::fs::write(dir.path().join(name), &records).unwrap();
+    }
+    let sets = |data_dir: &std::path::Path| -> Vec<String> {
+        vec![
+            "data.dataset=\"cifar10\"".into(),
+            format!("data.dir=\"{}\"", data_dir.display()),
+            "data.normalize=\"imagenet\"".into(),
+            "model={kind=\"resnet18\", stem=\"cifar\", width=2}".into(),
+            "population.fo=1".into(),
+            "population.zo=1".into(),
+            "fo.batch_size=4".into(),
+            "zo.batch_size=4".into(),
+            "steps=2".into(),
+            "eval_every=2".into(),
+        ]
+    };
+    let cfg = hdo_core::ExperimentConfig::from_toml("", &sets(dir.path())).unwrap();
+    let mut exp = Experiment::new(cfg).unwrap();
+    assert_eq!((exp.data.train.len(), exp.data.validation.len()), (40, 8));
+    let out = tempfile::tempdir().unwrap();
+    let records = exp.run(out.path(), &mut |_| {}).unwrap();
+    assert!(records.last().unwrap().mean_val_loss.is_finite());
+    std::fs::remove_file(dir.path().join(TRAIN_FILES[3])).unwrap();
+    let cfg = hdo_core::ExperimentConfig::from_toml("", &sets(dir.path())).unwrap();
+    let e = Experiment::new(cfg).err().expect("a missing file").to_string();
+    assert!(e.contains(TRAIN_FILES[3]), "{e}");
+}
+
+#[test]
 fn a_small_resnet_population_learns_mnist() {
     // a narrow ResNet-18 (CIFAR stem) on the bundled MNIST, 60 rounds of batch 32, 2 FO + 1 ZO
     // (measured: mean model 73% on 256 validation images; 10% at round 0)

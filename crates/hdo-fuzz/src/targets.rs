@@ -4,7 +4,7 @@
 use hdo_core::checkpoint::{Checkpoint, NodeState, RunState, Totals};
 use hdo_core::metrics::Record;
 use hdo_core::{ExperimentConfig, sweep};
-use hdo_datasets::{brackets, idx, libsvm, mnist};
+use hdo_datasets::{brackets, cifar10, idx, libsvm, mnist};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,9 @@ pub enum Target {
     /// LIBSVM text (`libsvm::parse`, then `classes` and `densify` with the file's own feature
     /// count). Property: a parsed file densifies to one dense row per label.
     Libsvm,
+    /// A CIFAR-10 binary batch (`cifar10::parse`). Property: one image of 3,072 finite values per
+    /// record, labels below 10.
+    Cifar10,
 }
 
 /// What one input did.
@@ -47,13 +50,14 @@ const OVERRIDES: &str = "#--set";
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Idx,
         Target::Gzip,
         Target::Brackets,
         Target::Config,
         Target::Checkpoint,
         Target::Libsvm,
+        Target::Cifar10,
     ];
 
     /// Its name on the command line and in the corpus.
@@ -65,6 +69,7 @@ impl Target {
             Target::Config => "config",
             Target::Checkpoint => "checkpoint",
             Target::Libsvm => "libsvm",
+            Target::Cifar10 => "cifar10",
         }
     }
 
@@ -119,6 +124,7 @@ impl Target {
                 b"sampler = [",
                 b"dropped = [",
             ],
+            Target::Cifar10 => &[b"\x09", b"\x0a", b"\xff", b"\x00"],
             Target::Libsvm => &[
                 b":",
                 b" ",
@@ -164,6 +170,17 @@ impl Target {
             Target::Config => config_seeds(),
             Target::Checkpoint => (0..4).map(|i| checkpoint_seed(&mut rng, i)).collect(),
             Target::Libsvm => (0..6).map(|i| libsvm_seed(&mut rng, i)).collect(),
+            Target::Cifar10 => {
+                (1..4)
+                    .map(|n| {
+                        (0..n * cifar10::RECORD)
+                            .map(|j| {
+                                if j % cifar10::RECORD == 0 { (j % 10) as u8 } else { rng.random() }
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -266,6 +283,18 @@ impl Target {
                     Err(e) => refused(&e),
                 }
             }
+            Target::Cifar10 => match cifar10::parse(input, origin, cifar10::Normalize::Cifar) {
+                Ok(set)
+                    if set.len() * cifar10::RECORD == input.len()
+                        && set.pixels.len() == set.len() * 3072
+                        && set.pixels.iter().all(|p| p.is_finite())
+                        && set.labels.iter().all(|&l| l < 10) =>
+                {
+                    Verdict::Accepted
+                }
+                Ok(_) => Verdict::Violated("parsed images do not match the records".into()),
+                Err(e) => refused(&e),
+            },
             Target::Checkpoint => match Checkpoint::parse(input, origin) {
                 Ok(c) => match c.to_bytes() {
                     Ok(bytes) if bytes == input => Verdict::Accepted,
