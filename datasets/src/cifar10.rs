@@ -47,10 +47,20 @@ impl Normalize {
 /// Parse one file's records (`path` names it in errors).
 pub fn parse(bytes: &[u8], path: &Path, normalize: Normalize) -> Result<ImageSet, DataError> {
     let bad = |problem: String| DataError::Format { path: path.into(), problem };
-    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
+    if bytes.is_empty() {
+        return Err(bad("is empty: a batch file holds at least one record".into()));
+    }
+    if bytes.len() < RECORD {
         return Err(bad(format!(
-            "{} bytes is not a whole number of {RECORD}-byte records (1 label + 3,072 pixels)",
+            "holds {} bytes, less than one {RECORD}-byte record (1 label + 3,072 pixels)",
             bytes.len()
+        )));
+    }
+    if !bytes.len().is_multiple_of(RECORD) {
+        return Err(bad(format!(
+            "ends with a partial record: {} of {RECORD} bytes after {} whole records (truncated?)",
+            bytes.len() % RECORD,
+            bytes.len() / RECORD
         )));
     }
     let (mean, std) = normalize.statistics();
