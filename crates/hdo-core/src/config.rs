@@ -583,9 +583,6 @@ impl ExperimentConfig {
         if self.population.fo + self.population.zo == 0 {
             return bad("population", "needs at least one node (fo + zo ≥ 1)".into());
         }
-        if self.steps == 0 {
-            return bad("steps", "must be at least 1".into());
-        }
         if self.eval_every == 0 {
             return bad("eval_every", "must be at least 1".into());
         }
@@ -820,7 +817,6 @@ mod tests {
             ("zo.stack=0", "zo.stack"),
             ("zo.stack=-2", "zo.stack"),
             ("zo.batch_nodes=2", "zo.batch_nodes"),
-            ("steps=0", "steps"),
             ("fo.estimator=\"forward_difference\"", "fo.estimator"),
             ("zo.estimator=\"backprop\"", "zo.estimator"),
             ("zo.estimator=\"debiased\"", "zo.nu"),

@@ -214,6 +214,15 @@ fn a_resnet_trains_on_a_cifar10_directory_and_a_missing_one_is_named() {
     let out = tempfile::tempdir().unwrap();
     let records = exp.run(out.path(), &mut |_| {}).unwrap();
     assert!(records.last().unwrap().mean_val_loss.is_finite());
+    // steps = 0: only the round-0 evaluation (how imported weights are checked)
+    let mut zero = sets(dir.path());
+    zero.push("steps=0".into());
+    let cfg = hdo_core::ExperimentConfig::from_toml("", &zero).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let records = Experiment::new(cfg).unwrap().run(out.path(), &mut |_| {}).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].round, 0);
+    assert!(out.path().join("metrics.csv").is_file());
     std::fs::remove_file(dir.path().join(TRAIN_FILES[3])).unwrap();
     let cfg = hdo_core::ExperimentConfig::from_toml("", &sets(dir.path())).unwrap();
     let e = Experiment::new(cfg).err().expect("a missing file").to_string();
