@@ -5,8 +5,8 @@
 //! layers are Linear → BatchNorm1d → ReLU. Departure: the output layer feeds softmax
 //! cross-entropy directly, not BatchNorm + sigmoid.
 
-use crate::Input;
 use crate::exec::{Architecture, Exec};
+use crate::input::Input;
 use crate::layers::{BatchNorm, Flatten};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

@@ -7,7 +7,9 @@
 //! [`Input`] batch to class logits `[batch, classes]`.
 
 pub mod cnn;
+pub mod context;
 pub mod exec;
+pub mod input;
 pub mod layers;
 pub mod logistic;
 pub mod loss;
@@ -17,7 +19,9 @@ pub mod resnet;
 pub mod transformer;
 
 pub use cnn::{Cnn, CnnConfig};
+pub use context::ForwardCtx;
 pub use exec::{Architecture, BatchStats, Duals, Exec, LazyStack, Stack, StackInput};
+pub use input::{DataShape, Input, InputShape};
 pub use layers::BatchNorm;
 pub use logistic::Logistic;
 pub use loss::Loss;
@@ -28,141 +32,6 @@ pub use transformer::{Pooling, Transformer, TransformerConfig};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// One batch of model inputs.
-#[derive(Debug, Clone)]
-pub enum Input {
-    /// Images `[batch, channels, height, width]`.
-    Images(Tensor<4>),
-    /// Token ids `[batch, length]`.
-    Tokens(Tensor<2, Int>),
-}
-
-impl Input {
-    /// Number of examples in the batch.
-    pub fn batch_size(&self) -> usize {
-        match self {
-            Input::Images(x) => x.dims()[0],
-            Input::Tokens(x) => x.dims()[0],
-        }
-    }
-
-    /// The device the batch lives on.
-    pub fn device(&self) -> Device {
-        match self {
-            Input::Images(x) => x.device(),
-            Input::Tokens(x) => x.device(),
-        }
-    }
-}
-
-/// What a forward pass needs besides its input, and what it reports back.
-#[derive(Debug, Default)]
-pub struct ForwardCtx {
-    /// Training mode: normalisation layers use (and report) batch statistics.
-    pub train: bool,
-    /// Batch statistics of each normalisation layer, keyed by its running statistics' identities,
-    /// filled in training mode.
-    pub batch_stats: Vec<BatchStats>,
-    /// Dropout masks are a pure function of this seed and the layer's call index (training mode
-    /// only; no dropout without a seed). Passes that must see the same network — the perturbed
-    /// evaluations of one zeroth-order step — share the seed.
-    pub dropout_seed: Option<u64>,
-    /// Dropout layers called so far in this pass.
-    pub dropout_calls: u64,
-}
-
-impl ForwardCtx {
-    /// A training-mode context (no dropout).
-    pub fn train() -> Self {
-        ForwardCtx { train: true, ..Default::default() }
-    }
-
-    /// A training-mode context whose dropout masks come from `seed`.
-    pub fn train_seeded(seed: u64) -> Self {
-        ForwardCtx { train: true, dropout_seed: Some(seed), ..Default::default() }
-    }
-
-    /// An evaluation-mode context (running statistics, no dropout, nothing reported).
-    pub fn eval() -> Self {
-        ForwardCtx::default()
-    }
-
-    /// The keep-mask (`1/(1−p)` or 0) of the next dropout layer for `shape`, or `None` when no
-    /// dropout applies. Bits come from SplitMix64 of `(seed, call, element)`: reproducible on any
-    /// device and thread.
-    pub fn dropout_mask<const D: usize>(
-        &mut self,
-        p: f64,
-        shape: [usize; D],
-        device: &Device,
-    ) -> Option<Tensor<D>> {
-        let seed = self.dropout_seed.filter(|_| self.train && p > 0.0)?;
-        let call = self.dropout_calls;
-        self.dropout_calls += 1;
-        let n: usize = shape.iter().product();
-        let scale = (1.0 / (1.0 - p)) as f32;
-        let threshold = (p * (1u64 << 53) as f64) as u64;
-        let base = splitmix(seed ^ splitmix(call.wrapping_add(0xD0)));
-        let values: Vec<f32> = (0..n as u64)
-            .map(|i| if splitmix(base ^ i) >> 11 < threshold { 0.0 } else { scale })
-            .collect();
-        Some(Tensor::from_data(TensorData::new(values, shape), device))
-    }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Shape of the data a model is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataShape {
-    /// One example's input.
-    pub input: InputShape,
-    /// Number of classes.
-    pub classes: usize,
-}
-
-/// One example's input shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputShape {
-    /// `[channels, height, width]`.
-    Image([usize; 3]),
-    /// A token sequence of `len` ids below `vocab`.
-    Tokens {
-        /// Vocabulary size.
-        vocab: usize,
-        /// Sequence length.
-        len: usize,
-    },
-}
-
-impl DataShape {
-    /// Images of `[c, h, w]`.
-    pub fn image(image: [usize; 3], classes: usize) -> Self {
-        DataShape { input: InputShape::Image(image), classes }
-    }
-
-    /// `[c, h, w]` for image data.
-    pub fn image_dims(&self) -> Option<[usize; 3]> {
-        match self.input {
-            InputShape::Image(d) => Some(d),
-            InputShape::Tokens { .. } => None,
-        }
-    }
-
-    /// `(vocab, len)` for token data.
-    pub fn tokens(&self) -> Option<(usize, usize)> {
-        match self.input {
-            InputShape::Tokens { vocab, len } => Some((vocab, len)),
-            InputShape::Image(_) => None,
-        }
-    }
-}
 
 /// Every model hdo can train.
 // One per node replica, moved by value: the inline ResNet's size costs nothing that matters.
@@ -470,12 +339,4 @@ pub(crate) fn width(key: &str, value: usize) -> Result<(), ConfigProblem> {
         return Err(ConfigProblem::new(key, format!("is {value}; must be in 1..={MAX_WIDTH}")));
     }
     Ok(())
-}
-
-/// Flatten images to `[batch, features]` (token ids as numbers, for completeness).
-pub(crate) fn flatten(input: &Input) -> Tensor<2> {
-    match input {
-        Input::Images(x) => x.clone().flatten(1, 3),
-        Input::Tokens(t) => t.clone().float(),
-    }
 }

@@ -4,8 +4,9 @@
 //! cross-entropy (a loss floor of ≈ 1.46); ours feeds the logits straight into softmax
 //! cross-entropy, the model the paper describes.
 
+use crate::Loss;
 use crate::exec::{Architecture, Exec};
-use crate::{Input, Loss};
+use crate::input::Input;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 

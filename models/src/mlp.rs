@@ -1,7 +1,7 @@
 //! Multi-layer perceptron (the HDO appendix's rv ablation uses two hidden layers of 128).
 
-use crate::Input;
 use crate::exec::{Architecture, Exec};
+use crate::input::Input;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -10,9 +10,10 @@
 //! normal; pretrained weights replace them anyway. `width` scales every channel count
 //! (64 by default: torchvision's model) — small widths make fast tests and CPU experiments.
 
+use crate::ConfigProblem;
 use crate::exec::{Architecture, Exec};
+use crate::input::Input;
 use crate::layers::{BatchNorm, Flatten};
-use crate::{ConfigProblem, Input};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};

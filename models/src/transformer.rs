@@ -8,8 +8,8 @@
 //! mask, softmax, values) in its forward-mode rule ([`crate::layers::attention`]).
 
 use crate::exec::{Architecture, Exec};
+use crate::input::{DataShape, Input};
 use crate::layers::{CausalAttention, Dropout, Gelu, Norm, Positions, SeqPool};
-use crate::{DataShape, Input};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;

@@ -22,14 +22,15 @@ mod plain;
 pub(crate) mod stacked;
 mod tangent;
 
+pub use crate::context::BatchStats;
 pub use params::{LazyStack, Params, Stack};
 pub use plain::Plain;
 pub use stacked::{Layout, Members, StackInput, Stacked};
 pub(crate) use tangent::per_member;
 pub use tangent::{Duals, Tangents};
 
-use crate::{ForwardCtx, Input};
-use burn::module::ParamId;
+use crate::context::ForwardCtx;
+use crate::input::Input;
 use burn::nn::Embedding;
 use burn::prelude::*;
 
@@ -83,20 +84,6 @@ pub trait Exec {
 pub trait Architecture {
     /// The forward pass.
     fn run<E: Exec>(&self, exec: &mut E, input: &Input) -> E::T<2>;
-}
-
-/// Batch statistics of one normalisation layer in a training-mode pass, keyed by the identity of
-/// the running statistics they update.
-#[derive(Debug, Clone)]
-pub struct BatchStats {
-    /// The layer's running-mean parameter.
-    pub mean_id: ParamId,
-    /// The layer's running-variance parameter.
-    pub var_id: ParamId,
-    /// Batch mean per channel.
-    pub mean: Tensor<1>,
-    /// Unbiased batch variance per channel.
-    pub var: Tensor<1>,
 }
 
 /// Images of an input (models check the data's kind when they are built).

@@ -1,7 +1,8 @@
 //! One replica, ordinary tensors.
 
 use super::{Exec, Rule};
-use crate::{ForwardCtx, Input, flatten};
+use crate::context::ForwardCtx;
+use crate::input::{Input, flatten};
 use burn::nn::Embedding;
 use burn::prelude::*;
 

@@ -13,7 +13,8 @@
 //! of the context, shared by every member (the copies of one node's step see one network).
 
 use super::{Exec, Params, Pass, Rule};
-use crate::{ForwardCtx, Input, flatten};
+use crate::context::ForwardCtx;
+use crate::input::{Input, flatten};
 use burn::nn::Embedding;
 use burn::prelude::*;
 

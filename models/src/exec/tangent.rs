@@ -11,7 +11,8 @@
 //! statistics ignored). `K = 1` is ordinary forward mode.
 
 use super::{Exec, Params, Pass, Rule};
-use crate::{ForwardCtx, Input, flatten};
+use crate::context::ForwardCtx;
+use crate::input::{Input, flatten};
 use burn::nn::Embedding;
 use burn::prelude::*;
 

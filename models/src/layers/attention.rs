@@ -2,7 +2,7 @@
 //! `[b, t, 3w]` to the heads' outputs `[b, t, w]` (the projections are [`Linear`](burn::nn::Linear)
 //! rules around it).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;

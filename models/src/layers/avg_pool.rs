@@ -1,6 +1,6 @@
 //! Adaptive 2-D average pooling (Burn's [`AdaptiveAvgPool2d`]; ResNet's global pooling).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule};
 use burn::nn::pool::AdaptiveAvgPool2d;
 use burn::prelude::*;

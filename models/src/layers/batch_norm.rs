@@ -1,6 +1,6 @@
 //! Batch normalisation over dimension 1 whose running statistics are plain parameters.
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{BatchStats, Duals, Members, Pass, Rule};
 use burn::module::Param;
 use burn::prelude::*;

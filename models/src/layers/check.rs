@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::context::ForwardCtx;
 use crate::exec::{
     Architecture, Duals, Exec, Layout, Members, Params, Pass, Rule, Stack, StackInput, Stacked,
     stacked::batch_to_channels,
 };
+use crate::input::Input;
 use crate::layers::*;
-use crate::{ForwardCtx, Input};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, MaxPool2dConfig};

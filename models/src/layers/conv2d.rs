@@ -1,6 +1,6 @@
 //! 2-D convolution (Burn's [`Conv2d`]: any stride, padding, dilation and groups).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;

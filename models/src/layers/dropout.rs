@@ -1,6 +1,6 @@
 //! Dropout with masks that are a pure function of the context's seed ([`ForwardCtx`]).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule, per_member};
 use burn::prelude::*;
 

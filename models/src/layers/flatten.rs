@@ -1,6 +1,6 @@
 //! Flatten `[b, c, h, w]` to `[b, c·h·w]` (channel-major, as PyTorch's `flatten(1)`).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule};
 use burn::prelude::*;
 

@@ -1,6 +1,6 @@
 //! GELU `x·Φ(x)` (exact, erf-based, as Burn's `gelu`).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule, per_member};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;

@@ -1,6 +1,6 @@
 //! Layer normalisation over the last dimension, with scale and shift.
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule};
 use burn::module::Param;
 use burn::prelude::*;

@@ -1,6 +1,6 @@
 //! Linear layer `y = x·W + b` over the last dimension (Burn's [`Linear`], `W` is `[in, out]`).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule};
 use burn::nn::Linear;
 use burn::prelude::*;

@@ -1,6 +1,6 @@
 //! 2-D max-pooling (Burn's [`MaxPool2d`]).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule};
 use crate::layers::conv2d::padding_pairs;
 use burn::nn::pool::MaxPool2d;

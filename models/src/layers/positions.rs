@@ -1,7 +1,7 @@
 //! Learned position embeddings: the first `t` rows of a `[len, width]` table added to hidden
 //! states `[b, t, width]`.
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule};
 use burn::module::Param;
 use burn::prelude::*;

@@ -1,6 +1,6 @@
 //! ReLU `max(x, 0)` (Burn's [`Relu`]).
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Members, Pass, Rule, per_member};
 use burn::nn::Relu;
 use burn::prelude::*;

@@ -1,6 +1,6 @@
 //! Pooling a sequence of hidden states `[b, t, w]` to one vector per example.
 
-use crate::ForwardCtx;
+use crate::context::ForwardCtx;
 use crate::exec::{Duals, Layout, Members, Pass, Rule, per_member};
 use burn::prelude::*;
 

@@ -214,7 +214,8 @@ impl Objective {
 /// values on every run).
 pub fn gaussians(seed: u64, n: usize) -> Vec<f64> {
     let uniform = |i: u64| {
-        ((crate::splitmix(seed ^ crate::splitmix(i)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        ((crate::context::splitmix(seed ^ crate::context::splitmix(i)) >> 11) as f64 + 0.5)
+            / (1u64 << 53) as f64
     };
     (0..n as u64)
         .map(|i| {
@@ -230,7 +231,7 @@ pub(crate) const INSTANCES: u64 = 0x1257;
 
 /// The seed of item `i` of stream `tag` of the run seed `seed`.
 pub(crate) fn stream(seed: u64, tag: u64, i: u64) -> u64 {
-    crate::splitmix(crate::splitmix(seed ^ crate::splitmix(tag)) ^ i)
+    crate::context::splitmix(crate::context::splitmix(seed ^ crate::context::splitmix(tag)) ^ i)
 }
 
 /// Host values as a constant tensor on `like`'s device.
