@@ -19,14 +19,6 @@ impl Input {
             Input::Tokens(x) => x.dims()[0],
         }
     }
-
-    /// The device the batch lives on.
-    pub fn device(&self) -> Device {
-        match self {
-            Input::Images(x) => x.device(),
-            Input::Tokens(x) => x.device(),
-        }
-    }
 }
 
 /// Shape of the data a model is built for.

@@ -105,6 +105,9 @@ impl Model {
         input: StackInput<'_>,
         ctx: &ForwardCtx,
     ) -> Result<Tensor<3>, String> {
+        if !self.can_stack() {
+            return Err(NO_STACK.into());
+        }
         let mut exec = exec::Stacked::new(exec::Params::of(self, stack)?, input, ctx);
         let logits = self.run(&mut exec, input.input()).ok_or(NO_STACK)?;
         exec.finish(logits)
@@ -141,14 +144,12 @@ impl Model {
         input: &Input,
         ctx: &mut ForwardCtx,
     ) -> Result<Duals<2>, String> {
-        let mut exec = exec::Tangents::new(directions, ctx);
-        match self.run(&mut exec, input) {
-            Some(logits) => exec.finish(logits),
-            None => {
-                let _ = exec.finish(Duals::constant(Tensor::zeros([1, 1], &input.device())));
-                Err(NO_STACK.into())
-            }
+        if !self.can_stack() {
+            return Err(NO_STACK.into());
         }
+        let mut exec = exec::Tangents::new(directions, ctx);
+        let logits = self.run(&mut exec, input).ok_or(NO_STACK)?;
+        exec.finish(logits)
     }
 
     /// Whether [`Model::forward_stacked`] and forward mode are available for this architecture

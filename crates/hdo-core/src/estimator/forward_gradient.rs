@@ -2,9 +2,8 @@
 
 use super::{Direction, Estimate, Estimator, Projection, StepInput, lazy_directions, seeded};
 use crate::error::Error;
-use crate::noise::NoiseStream;
-use crate::params::{self, Layout, upload};
-use hdo_models::{LazyStack, Loss, Model, layers};
+use crate::params::{self, Layout};
+use hdo_models::{LazyStack, Loss, layers};
 
 /// `G = (c/rv) Σ_k (u_k·∇F) u_k`, where the directional derivative `u_k·∇F` is computed exactly
 /// by one forward pass that carries tangents ([`hdo_models::jvp`]) — no backward pass, no autodiff
@@ -25,32 +24,6 @@ pub struct ForwardGradient {
     pub projection: Projection,
     /// Distribution of the directions.
     pub direction: Direction,
-}
-
-/// A model of `model`'s architecture whose trainable tensors hold `scale·z_k` (only tensor
-/// `only` when given, zeros elsewhere) — the whole tangent of a forward-mode pass at once. The
-/// estimator does not use it (it generates tangents layer by layer); it is the simple reference
-/// the forward-mode tests compare against.
-pub fn direction_model(
-    model: &Model,
-    layout: &Layout,
-    noise: NoiseStream,
-    k: u32,
-    scale: f32,
-    only: Option<usize>,
-) -> Model {
-    params::map(model.clone(), |i, t| {
-        let info = &layout.tensors[i];
-        match info.trainable {
-            Some(l) if only.is_none_or(|o| o == l) => {
-                let mut z = vec![0f32; info.numel];
-                noise.fill_gaussian(k, info.offset, &mut z);
-                z.iter_mut().for_each(|v| *v *= scale);
-                upload(z, &t.device())
-            }
-            _ => t.zeros_like(),
-        }
-    })
 }
 
 impl ForwardGradient {

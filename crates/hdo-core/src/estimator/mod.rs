@@ -24,7 +24,7 @@ pub use debiased::{Debiased, MAX_LEVEL};
 use direction::lazy_directions;
 pub use direction::{Direction, direction_stack, perturbed, perturbed_stack};
 pub use forward_difference::ForwardDifference;
-pub use forward_gradient::{ForwardGradient, direction_model};
+pub use forward_gradient::ForwardGradient;
 pub use simulated_forward_gradient::SimulatedForwardGradient;
 
 use crate::batcher::Batcher;
